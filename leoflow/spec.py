@@ -244,8 +244,9 @@ class TaskSpec(_Model):
     def _check_type_fields(self) -> TaskSpec:
         if self.type is TaskType.PYTHON and not self.callable:
             raise ValueError(f"python task {self.task_id!r} needs a callable")
-        if self.type is TaskType.BASH and self.bash_command is None:
-            raise ValueError(f"bash task {self.task_id!r} needs a bash_command")
+        if self.type is TaskType.BASH and self.bash_command is None and not self.callable:
+            # @task.bash tasks have a callable that returns the command at run time.
+            raise ValueError(f"bash task {self.task_id!r} needs a bash_command or a callable")
         if self.type is TaskType.HTTP and self.http is None:
             raise ValueError(f"http task {self.task_id!r} needs an http request")
         overlap = (set(self.call_args) & set(self.xcom_inputs)) | (

@@ -62,7 +62,7 @@ def _register() -> None:
     """Attach every command module; each exports ``register(app)``."""
     from importlib import import_module
 
-    for name in ("compile", "init", "builder", "server", "runs", "dags", "auth", "db", "lite",
+    for name in ("compile", "init", "push", "server", "runs", "dags", "auth", "db", "lite",
                  "agent", "setup"):
         try:
             module = import_module(f"leoflow.cli.{name}")
