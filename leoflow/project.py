@@ -170,7 +170,7 @@ class Project(_Model):
         if text not in SUPPORTED_PYTHONS:
             raise ValueError(
                 f"unknown python_version {text!r}; supported: {', '.join(SUPPORTED_PYTHONS)}"
-                " (quote it in YAML: \"3.11\")"
+                ' (quote it in YAML: "3.11")'
             )
         return text
 
@@ -238,9 +238,7 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bo
     return loader.construct_mapping(node, deep=deep)
 
 
-_UniqueKeyLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping
-)
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
 def _key_lines(node: yaml.Node, prefix: tuple[str, ...], out: dict[tuple[str, ...], int]) -> None:
@@ -260,7 +258,7 @@ def parse_yaml(text: str, path: str) -> tuple[Any, dict[tuple[str, ...], int]]:
     """Parse YAML text; return the data and a map of key path -> line number."""
     try:
         node = yaml.compose(text, Loader=_UniqueKeyLoader)
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         raise ProjectError(

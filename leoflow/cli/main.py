@@ -46,7 +46,8 @@ def root(
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
     debug: Annotated[
-        bool, typer.Option("--debug", help="Show full tracebacks on errors.", envvar="LEOFLOW_DEBUG")
+        bool,
+        typer.Option("--debug", help="Show full tracebacks on errors.", envvar="LEOFLOW_DEBUG"),
     ] = False,
 ) -> None:
     """Leoflow command line."""
@@ -62,8 +63,19 @@ def _register() -> None:
     """Attach every command module; each exports ``register(app)``."""
     from importlib import import_module
 
-    for name in ("compile", "init", "push", "server", "runs", "dags", "auth", "db", "lite",
-                 "agent", "setup"):
+    for name in (
+        "compile",
+        "init",
+        "push",
+        "server",
+        "runs",
+        "dags",
+        "auth",
+        "db",
+        "lite",
+        "agent",
+        "setup",
+    ):
         try:
             module = import_module(f"leoflow.cli.{name}")
         except ModuleNotFoundError as exc:
