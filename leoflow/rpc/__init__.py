@@ -1,0 +1,1 @@
+"""The agent protocol (agent.proto) and its generated stubs."""
