@@ -300,10 +300,20 @@ def _run_task(job: dict[str, Any], task: dict[str, Any], context: dict[str, Any]
     if kind == "bash" and task.get("bash_command") is not None:
         return run_bash(render_template(task["bash_command"], context), env)
     os.environ.update(env)
-    fn = find_callable(Path(job["dag_file"]), job["dag_id"], job["task_id"])
+    op = find_task(Path(job["dag_file"]), job["dag_id"], job["task_id"])
+    fn = getattr(op, "python_callable", None)
+    if fn is None:
+        raise TaskFailure(f"task {job['task_id']!r} has no Python callable")
     args = resolve_arguments(task, job.get("xcom") or {})
     positional, keywords = bind_call(fn, args, context)
+    from leoflow.sdk import set_current_context
+
+    set_current_context(context)
     value = fn(*positional, **keywords)
+    if getattr(op, "multiple_outputs", False) and isinstance(value, dict):
+        # Airflow pushes every key of the dict as its own XCom, besides return_value.
+        for key, item in value.items():
+            context["ti"].xcom_push(str(key), item)
     if kind == "bash":
         if not isinstance(value, str) or not value.strip():
             raise TaskFailure("a @task.bash function must return the bash command to run")
@@ -311,21 +321,17 @@ def _run_task(job: dict[str, Any], task: dict[str, Any], context: dict[str, Any]
     return value
 
 
-def find_callable(dag_file: Path, dag_id: str, task_id: str) -> Any:
-    """Import dag.py with the compat package and return the task's Python callable."""
+def find_task(dag_file: Path, dag_id: str, task_id: str) -> Any:
+    """Import dag.py with the compat package and return the task object (by task_id)."""
     from leoflow.sdk.loader import load_dags
 
     dags = load_dags(dag_file)
     if dag_id not in dags:
         raise TaskFailure(f"{dag_file} no longer defines DAG {dag_id!r} (found {sorted(dags)})")
     try:
-        op = dags[dag_id].get_task(task_id)
+        return dags[dag_id].get_task(task_id)
     except KeyError:
         raise TaskFailure(f"DAG {dag_id!r} in {dag_file} has no task {task_id!r}") from None
-    fn = getattr(op, "python_callable", None)
-    if fn is None:
-        raise TaskFailure(f"task {task_id!r} has no Python callable")
-    return fn
 
 
 def main(argv: list[str] | None = None) -> int:

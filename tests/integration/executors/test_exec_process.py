@@ -67,7 +67,15 @@ def bash_from_fn(word: str) -> str:
     return f"echo from-fn-{word}"
 
 
+@task(multiple_outputs=True)
+def split():
+    from airflow.sdk import get_current_context
+
+    return {"a": 1, "run": get_current_context()["run_id"]}
+
+
 with DAG("exec_dag", schedule=None):
+    split()
     p = produce(1)
     reduce_all([p, produce(2)])
     boom()
@@ -364,3 +372,12 @@ async def test_missing_interpreter_fails_the_try(executor, dag_file, tmp_path) -
     await executor.submit(job)
     event = await executor.collector.wait(job.key)
     assert event.state == "failed" and "could not start worker" in (event.error or "")
+
+
+async def test_multiple_outputs_and_current_context(executor, dag_file) -> None:
+    job = _job(dag_file, "split", {"type": "python", "callable": "dag:split"})
+    await executor.submit(job)
+    event = await executor.collector.wait(job.key)
+    assert event.state == "success", event.error
+    assert event.return_value == {"a": 1, "run": "manual__1"}
+    assert event.xcom == {"a": 1, "run": "manual__1"}

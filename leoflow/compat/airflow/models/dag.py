@@ -1,0 +1,5 @@
+"""``airflow.models.dag``."""
+
+from leoflow.sdk import DAG
+
+__all__ = ["DAG"]

@@ -1,0 +1,5 @@
+"""``airflow.models.param``."""
+
+from leoflow.sdk import Param
+
+__all__ = ["Param"]

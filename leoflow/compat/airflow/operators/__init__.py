@@ -1,0 +1,1 @@
+"""``airflow.operators`` (legacy Airflow 2 paths)."""

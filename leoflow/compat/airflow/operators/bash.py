@@ -1,0 +1,5 @@
+"""``airflow.operators.bash``."""
+
+from leoflow.sdk import BashOperator
+
+__all__ = ["BashOperator"]

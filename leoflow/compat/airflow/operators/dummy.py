@@ -1,0 +1,5 @@
+"""``airflow.operators.dummy`` (DummyOperator is EmptyOperator)."""
+
+from leoflow.sdk import DummyOperator, EmptyOperator
+
+__all__ = ["DummyOperator", "EmptyOperator"]

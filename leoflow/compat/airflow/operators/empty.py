@@ -1,0 +1,5 @@
+"""``airflow.operators.empty``."""
+
+from leoflow.sdk import EmptyOperator
+
+__all__ = ["EmptyOperator"]

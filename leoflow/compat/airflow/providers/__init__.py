@@ -1,0 +1,1 @@
+"""``airflow.providers``: only the standard and HTTP operators are provided."""

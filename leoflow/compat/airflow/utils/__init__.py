@@ -1,0 +1,1 @@
+"""``airflow.utils`` (authoring helpers only)."""

@@ -1,0 +1,5 @@
+"""``airflow.utils.edgemodifier``."""
+
+from leoflow.sdk import Label
+
+__all__ = ["Label"]

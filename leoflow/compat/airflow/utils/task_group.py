@@ -1,0 +1,5 @@
+"""``airflow.utils.task_group``."""
+
+from leoflow.sdk import TaskGroup
+
+__all__ = ["TaskGroup"]

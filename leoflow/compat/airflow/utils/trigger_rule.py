@@ -1,0 +1,5 @@
+"""``airflow.utils.trigger_rule``."""
+
+from leoflow.sdk import TriggerRule
+
+__all__ = ["TriggerRule"]
