@@ -25,11 +25,10 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import jsonschema
-
 from leoflow.errors import Conflict, LeoflowError, NotFound
 from leoflow.executors.base import Executor, TaskEvent, TaskJob, TaskKey
 from leoflow.scheduler.decide import decide
+from leoflow.scheduler.events import record_task_event
 from leoflow.scheduler.model import (
     Action,
     CreateRun,
@@ -44,7 +43,6 @@ from leoflow.scheduler.model import (
     TaskInstanceAction,
     TaskInstanceSnap,
 )
-from leoflow.scheduler.retries import failure_outcome_for
 from leoflow.scheduler.states import DagRunState as SDR
 from leoflow.scheduler.states import TaskInstanceState as STI
 from leoflow.scheduler.timetable import DataInterval
@@ -493,114 +491,22 @@ class Scheduler:
             return
         tenant, ti_id, task = inflight
         try:
-            await self._record(event, tenant, ti_id, task)
+            await record_task_event(
+                self.store,
+                self.redis,
+                event,
+                tenant=tenant,
+                ti_id=ti_id,
+                task=task,
+                logs_dir=self._logs_dir,
+                executor_name=self.executor.name,
+            )
         except LeoflowError as exc:
             log.warning("could not record %s of %s: %s", event.state, event.key, exc)
         finally:
             if event.state != "running":
                 self._inflight.pop(event.key, None)
                 self.wake()
-
-    async def _record(self, event: TaskEvent, tenant: str, ti_id: UUID, task: TaskSpec) -> None:
-        key, now = event.key, event.at
-        if event.state == "running":
-            await self.store.transition_ti(
-                ti_id,
-                TIState.RUNNING,
-                expected=[TIState.QUEUED],
-                try_number=key.try_number,
-                now=now,
-                hostname=event.hostname,
-                pid=event.pid,
-                executor=self.executor.name,
-            )
-            return
-        state, error = event.state, event.error
-        if state == "success":
-            error = await self._store_outputs(event, tenant, ti_id, task)
-            if error:
-                state = "failed"
-                self._append_log(tenant, key, error)
-        if state == "success":
-            target = TIState.SUCCESS
-            next_retry_at = None
-        elif state == "skipped":
-            target, next_retry_at = TIState.SKIPPED, None
-        else:
-            ti = await self.store.get_ti_by_id(ti_id)
-            outcome = failure_outcome_for(
-                task,
-                try_number=key.try_number,
-                max_tries=ti.max_tries,
-                end_date=now,
-                logical_date=ti.logical_date,
-                dag_id=key.dag_id,
-            )
-            retry = event.retryable and outcome.state is STI.UP_FOR_RETRY
-            target = TIState.UP_FOR_RETRY if retry else TIState.FAILED
-            next_retry_at = outcome.next_retry_at if retry else None
-        await self.store.transition_ti(
-            ti_id,
-            target,
-            expected=[TIState.RUNNING, TIState.QUEUED],
-            try_number=key.try_number,
-            now=now,
-            next_retry_at=next_retry_at,
-        )
-
-    async def _store_outputs(
-        self, event: TaskEvent, tenant: str, ti_id: UUID, task: TaskSpec
-    ) -> str | None:
-        """Validate and store the try's XCom values; an error message fails the try."""
-        values = dict(event.xcom)
-        if event.has_return_value:
-            if task.output_schema is not None:
-                try:
-                    jsonschema.validate(event.return_value, task.output_schema)
-                except jsonschema.ValidationError as exc:
-                    where = "/".join(str(p) for p in exc.absolute_path) or "(the value)"
-                    return f"return value does not match output_schema at {where}: {exc.message}"
-            values["return_value"] = event.return_value
-        key = event.key
-        for name, value in values.items():
-            try:
-                size = await self.redis.set_xcom(
-                    tenant,
-                    key.dag_id,
-                    key.run_id,
-                    key.task_id,
-                    name,
-                    value,
-                    map_index=key.map_index,
-                )
-            except LeoflowError as exc:
-                return f"XCom {name!r} refused: {exc.message}"
-            await self.store.upsert_xcom(ti_id, name, size, now=event.at)
-        return None
-
-    def _append_log(self, tenant: str, key: TaskKey, message: str) -> None:
-        import json
-
-        from leoflow.server.logs import log_path
-
-        path = log_path(
-            self._logs_dir,
-            dag_id=key.dag_id,
-            run_id=key.run_id,
-            task_id=key.task_id,
-            map_index=key.map_index,
-            try_number=key.try_number,
-            tenant=tenant,
-        )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        line = {
-            "timestamp": _iso(self._clock()),
-            "level": "error",
-            "event": message,
-            "logger": "leoflow",
-        }
-        with path.open("a", encoding="utf-8") as sink:
-            sink.write(json.dumps(line) + "\n")
 
 
 def connection_uri(conn: Connection) -> str:
