@@ -11,7 +11,7 @@ Format rules:
   ``tags`` sorted and unique. The file on disk is the canonical form indented by two spaces and
   followed by a newline, so the same inputs always give byte-identical output.
 * ``content_hash`` is the SHA-256 of the compact canonical JSON of the whole document with
-  ``version`` and ``content_hash`` left out. Two compiles of the same DAG hash alike; the control
+  ``version``, ``content_hash`` and ``runtime.image`` left out. Two compiles of the same DAG hash alike; the control
   plane deduplicates DAG versions by this hash. ``version`` is a label: ``--dag-version`` when
   given, else ``h`` plus the first twelve hex digits of the hash.
 * Task arguments come in three maps, keyed by the callable's parameter name:
@@ -446,10 +446,15 @@ def _as_json_obj(spec: DagSpec) -> dict[str, Any]:
 
 
 def compute_hash(spec: DagSpec) -> str:
-    """SHA-256 hex of the canonical document without ``version`` and ``content_hash``."""
+    """SHA-256 hex of the canonical document without ``version``, ``content_hash`` and the image.
+
+    The image is a build artefact of the content (its ``leoflow.version`` label is this hash),
+    so rebuilding or re-pushing the same code never makes a new DAG version.
+    """
     body = _as_json_obj(_normalized(spec))
     body.pop("version", None)
     body.pop("content_hash", None)
+    body.get("runtime", {}).pop("image", None)
     blob = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(blob.encode()).hexdigest()
 

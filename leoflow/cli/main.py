@@ -75,6 +75,7 @@ def _register() -> None:
         "lite",
         "agent",
         "setup",
+        "venv",
     ):
         try:
             module = import_module(f"leoflow.cli.{name}")

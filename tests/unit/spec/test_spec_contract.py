@@ -143,3 +143,12 @@ def test_json_schema_is_generated() -> None:
     schema = spec.json_schema()
     assert schema["$schema"].endswith("2020-12/schema")
     assert "tasks" in schema["required"]
+
+
+def test_the_image_is_not_part_of_the_content_hash() -> None:
+    d = spec.finalize(_dag(_task("a")))
+    pushed = spec.finalize(
+        d.model_copy(update={"runtime": spec.Runtime(image="reg/x@sha256:" + "0" * 64)})
+    )
+    assert pushed.content_hash == d.content_hash
+    assert pushed.runtime.image is not None and spec.loads(spec.dumps(pushed)) == pushed
