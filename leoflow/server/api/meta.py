@@ -1,0 +1,91 @@
+"""Version, health, and schema-valid empty answers for Airflow features Leoflow does not have."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from leoflow import __version__
+from leoflow.server.api._common import ok, store_of, tenant_of
+from leoflow.server.auth import Permission
+from leoflow.server.routing import ApiRoute
+from leoflow.server.serializers import iso
+
+
+async def get_version(request: Request) -> Response:
+    """GET /version (public)."""
+    return ok({"version": __version__, "git_version": None})
+
+
+async def get_health(request: Request) -> Response:
+    """GET /monitor/health (public): the metadatabase really pinged; scheduler by heartbeat."""
+    db = "healthy" if await store_of(request).ping() else "unhealthy"
+    heartbeat = getattr(request.app.state, "scheduler_heartbeat", None)
+    beat = heartbeat() if callable(heartbeat) else None
+    if isinstance(beat, datetime):
+        beat = iso(beat)
+    scheduler = "healthy" if beat else "unhealthy"
+    return ok(
+        {
+            "metadatabase": {"status": db},
+            "scheduler": {"status": scheduler, "latest_scheduler_heartbeat": beat},
+            "triggerer": {"status": None, "latest_triggerer_heartbeat": None},
+            "dag_processor": {"status": None, "latest_dag_processor_heartbeat": None},
+        }
+    )
+
+
+def _empty(field: str) -> Any:
+    async def endpoint(request: Request) -> Response:
+        return ok({field: [], "total_entries": 0})
+
+    endpoint.__name__ = f"empty_{field}"
+    return endpoint
+
+
+_STUBS = {
+    "/plugins": "plugins",
+    "/plugins/importErrors": "import_errors",
+    "/providers": "providers",
+    "/dagWarnings": "dag_warnings",
+    "/assets": "assets",
+    "/assets/events": "asset_events",
+    "/assets/aliases": "asset_aliases",
+    "/jobs": "jobs",
+    "/backfills": "backfills",
+    "/dags/{dag_id}/dagRuns/{dag_run_id}/hitlDetails": "hitl_details",
+    "/dags/{dag_id}/assets/queuedEvents": "queued_events",
+}
+
+
+async def get_config(request: Request) -> Response:
+    """GET /config: not exposed, as Airflow answers with ``[api] expose_config`` off."""
+    return ok({"detail": "Leoflow does not expose its configuration over the API"}, 403)
+
+
+async def favorite(request: Request) -> Response:
+    """POST /dags/{dag_id}/favorite and /unfavorite: accepted (Leoflow keeps no favorites yet)."""
+    await store_of(request).get_dag(tenant_of(request), request.path_params["dag_id"])
+    return Response(status_code=204)
+
+
+async def dependencies(request: Request) -> Response:
+    """GET .../taskInstances/{task_id}/dependencies: no blocking dependencies are reported."""
+    return ok({"dependencies": []})
+
+
+routes = [
+    ApiRoute("/version", get_version, methods=["GET"], permission=None, summary="Version", tag="Version", response="VersionInfo"),
+    ApiRoute("/monitor/health", get_health, methods=["GET"], permission=None, summary="Health", tag="Monitor", response="HealthInfoResponse"),
+    ApiRoute("/config", get_config, methods=["GET"], permission=Permission.READ, summary="Configuration (not exposed)", tag="Config", status=403),
+    ApiRoute("/dags/{dag_id}/favorite", favorite, methods=["POST"], permission=Permission.READ, summary="Mark a DAG favorite (accepted, not stored)", tag="DAG", status=204, name="favorite_dag"),
+    ApiRoute("/dags/{dag_id}/unfavorite", favorite, methods=["POST"], permission=Permission.READ, summary="Unmark a DAG favorite (accepted, not stored)", tag="DAG", status=204, name="unfavorite_dag"),
+    ApiRoute("/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/dependencies", dependencies, methods=["GET"], permission=Permission.READ, summary="Task instance dependencies (always none)", tag="TaskInstance"),
+    *[
+        ApiRoute(path, _empty(field), methods=["GET"], permission=Permission.READ, summary=f"Always empty in Leoflow ({field})", tag="Not in Leoflow", name=f"empty:{path}")
+        for path, field in _STUBS.items()
+    ],
+]  # fmt: skip
