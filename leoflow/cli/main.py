@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from typing import Annotated
@@ -90,10 +91,14 @@ _register()
 
 
 def main() -> None:
-    """Console-script entry: run the app and turn LeoflowError into a clean message."""
-    debug = "--debug" in sys.argv
+    """Console-script entry: run the app and turn LeoflowError into a clean message.
+
+    Click's standalone mode handles usage errors and ``typer.Exit`` codes; everything Leoflow
+    raises on purpose becomes one ``error:`` line (with its hint) and its exit code.
+    """
+    debug = "--debug" in sys.argv or os.environ.get("LEOFLOW_DEBUG", "") not in ("", "0")
     try:
-        app(standalone_mode=False)
+        app()
     except LeoflowError as exc:
         if debug:
             raise
@@ -101,20 +106,6 @@ def main() -> None:
 
         Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(exc.exit_code)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        Console(stderr=True).print("aborted")
-        sys.exit(130)
-    except SystemExit:
-        raise
-    except Exception as exc:  # click usage errors arrive here in standalone_mode=False
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
 
 
 if __name__ == "__main__":
