@@ -51,6 +51,8 @@ API_PREFIX = "/api/v2"
 
 def api_routes() -> list[BaseRoute]:
     """Every route mounted under /api/v2 (order matters: specific paths first)."""
+    from leoflow.server.ui.v2_extra import routes as ui_v2_routes  # calls only the UI makes
+
     return [
         *meta.routes,
         *login.routes,
@@ -64,6 +66,7 @@ def api_routes() -> list[BaseRoute]:
         *pools.routes,
         *audit.routes,
         *users.routes,
+        *ui_v2_routes,  # last: a core route for the same path wins
     ]
 
 

@@ -72,7 +72,8 @@ def missing_routes(calls: Iterable[Sequence[str]], app_routes: Sequence[BaseRout
 
     A call's ``{param}`` slots are filled with sample values and matched with Starlette's own
     route matching, so ``{x}``, ``{x:path}``, ``{x:int}``, mounts and nested routers all behave
-    as they would for a real request.
+    as they would for a real request; a Mount owns its whole prefix, so a route listed after
+    ``Mount("/api/v2")`` under that prefix does not count.
     """
     missing = []
     for method, path in calls:
@@ -107,8 +108,9 @@ def _matches_any(scope: dict[str, Any], routes: Sequence[BaseRoute]) -> bool:
             # A mounted app without a routing table (e.g. StaticFiles) answers everything below.
             if not inner and not hasattr(route.app, "routes"):
                 return True
-            if _matches_any({**scope, **child}, inner):
-                return True
+            # A Mount claims every path under its prefix, as Starlette's router does: routes
+            # listed after it are never reached, so its answer is final.
+            return _matches_any({**scope, **child}, inner)
         elif match is Match.FULL:
             return True
     return False

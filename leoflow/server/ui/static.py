@@ -237,20 +237,23 @@ def _json_404(detail: str) -> Any:
 def ui_routes(
     settings: Settings, bundle: UiBundle | None = None, *, instance_name: str | None = None
 ) -> list[BaseRoute]:
-    """Routes serving the UI bundle and login page; mount them after every API route.
+    """The private ``/ui`` API, then the UI bundle and login page; mount after every API route.
 
     ``bundle`` defaults to the one ``leoflow setup`` extracted under ``settings.home``; if none is
     there, the SPA paths answer 503 with a page saying to run ``leoflow setup`` (the API keeps
     working). ``instance_name`` only labels that page: the SPA itself reads its instance name
     from ``/ui/config``, never from an edited bundle.
     """
+    from leoflow.server.ui.api import routes as private_api  # the /ui/* data routes
+
     if bundle is None:
         bundle = load_ui_bundle(settings.home)
     api_404s = _api_not_found_routes()
     if bundle is None:
         log.warning("Airflow UI bundle not found under %s; run `leoflow setup`", settings.ui_dir)
-        return [*api_404s, *_missing_bundle_routes(instance_name or DEFAULT_INSTANCE_NAME)]
-    return [*_static_routes(bundle), *api_404s, *_spa_routes(bundle)]
+        missing = _missing_bundle_routes(instance_name or DEFAULT_INSTANCE_NAME)
+        return [*private_api, *api_404s, *missing]
+    return [*private_api, *_static_routes(bundle), *api_404s, *_spa_routes(bundle)]
 
 
 def _static_routes(bundle: UiBundle) -> list[BaseRoute]:
