@@ -87,6 +87,9 @@ class Executor(abc.ABC):
     async def cancel(self, key: TaskKey, reason: str) -> None:
         """Stop the worker of ``key``; a terminal ``failed`` event follows."""
 
+    async def prewarm(self, dag_file: Path, python: str) -> None:  # noqa: B027
+        """Get ready for tries of this DAG file (optional: pre-started workers)."""
+
     @abc.abstractmethod
     def running(self) -> set[TaskKey]:
         """Keys whose worker is alive right now."""

@@ -6,6 +6,12 @@ host, nothing else) plus Airflow's context variables, the job's variables and co
 group, so a timeout or a cancel kills everything the task started. stdout and stderr become log
 lines (JSON lines on disk, plus an optional live callback), and the runner's result file becomes
 the terminal event.
+
+With ``warm_workers > 0`` (the default) a try is handed to a pre-started single-use worker of
+its ``(python, dag_file)`` when one is ready (see ``warm.py``), else started cold; either way
+the process runs that one try and exits. A warm worker starts with the clean base environment
+only; the runner applies the try's env (context, variables, connections, task env) to
+``os.environ`` after the hand-off.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -25,7 +32,17 @@ from pathlib import Path
 from typing import Any
 
 from leoflow.executors.base import EventCallback, Executor, TaskEvent, TaskJob, TaskKey
+from leoflow.executors.forkserver import ZygotePool
+from leoflow.executors.warm import (
+    LOW_PRIORITY,
+    WarmPool,
+    WarmWorker,
+    kill_worker,
+    restore_priority,
+)
 from leoflow.server.logs import log_path
+
+log = logging.getLogger("leoflow.executors.process")
 
 LogCallback = Callable[[TaskKey, dict[str, Any]], Awaitable[None]]
 
@@ -79,14 +96,42 @@ class ProcessExecutor(Executor):
         work_root: Path | None = None,
         on_log: LogCallback | None = None,
         max_parallel: int | None = None,
+        warm_workers: int = 2,
+        warm_max: int = 2,
+        warm_idle_seconds: float = 600.0,
+        worker_mode: str = "prestart",
+        zygote_wait_seconds: float = 5.0,
     ) -> None:
+        """``warm_workers``: pre-started workers kept per (python, dag file), 0 disables;
+        the pool grows up to ``warm_max`` under demand and shrinks back after
+        ``warm_idle_seconds`` without a try of that file. ``worker_mode="fork"`` forks each try
+        from a preloaded zygote per DAG file instead (see ``forkserver.py``; opt-in); a try
+        waits up to ``zygote_wait_seconds`` for its zygote to be ready before starting cold."""
+        if worker_mode not in ("prestart", "fork"):
+            raise ValueError(f"worker_mode must be 'prestart' or 'fork', not {worker_mode!r}")
+        self._mode = worker_mode
+        self._zygote_wait = zygote_wait_seconds
         self._logs_dir = logs_dir
         self._work_root = work_root
         self._on_log = on_log
         self._on_event: EventCallback | None = None
         self._running: dict[TaskKey, _Running] = {}
+        self._starting: set[TaskKey] = set()
         self._slots = asyncio.Semaphore(max_parallel) if max_parallel else None
         self._hostname = socket.gethostname()
+        self.warm_env = self._base_environment()
+        self.warm = WarmPool(
+            env=self.warm_env,
+            size=warm_workers,
+            max_size=warm_max,
+            work_root=work_root,
+            idle_seconds=warm_idle_seconds,
+        )
+        if worker_mode == "fork":
+            self.warm.size = 0
+        self.zygotes = ZygotePool(
+            env=self.warm_env, work_root=work_root, idle_seconds=warm_idle_seconds
+        )
 
     async def start(self, on_event: EventCallback) -> None:
         """Remember where events go."""
@@ -96,20 +141,98 @@ class ProcessExecutor(Executor):
         """Keys whose process is alive."""
         return set(self._running)
 
+    async def prewarm(self, dag_file: Path, python: str) -> None:
+        """Pre-start workers (or the zygote) for this DAG file now, before its first try."""
+        if self._mode == "fork":
+            self.zygotes.get(python, os.fspath(dag_file))
+        else:
+            self.warm.refill(python, os.fspath(dag_file))
+
     async def submit(self, job: TaskJob) -> None:
         """Start the try's process (no-op when it already runs)."""
         if self._on_event is None:
             raise RuntimeError("ProcessExecutor.start() must be called before submit()")
-        if job.key in self._running:
+        if job.key in self._running or job.key in self._starting:
             return
+        self._starting.add(job.key)
+        try:
+            if self._slots is not None:
+                await self._slots.acquire()
+            warm = await self.warm.take(job.python, os.fspath(job.dag_file))
+            proc = await self._hand_off(job, warm) if warm is not None else None
+            if proc is not None:
+                assert warm is not None
+                workdir = warm.workdir
+            elif self._mode == "fork" and (forked := await self._fork(job)) is not None:
+                proc, workdir = forked
+            else:
+                workdir = Path(tempfile.mkdtemp(prefix="leoflow-try-", dir=self._work_root))
+                proc = await self._start_cold(job, workdir)
+        finally:
+            self._starting.discard(job.key)
+        if proc is None:
+            return
+        result_file = workdir / "result.json"
+        watcher = asyncio.create_task(self._watch(job, proc, workdir, result_file))
+        self._running[job.key] = _Running(proc, workdir, watcher)
+        await self._on_event(
+            TaskEvent(job.key, "running", _now(), pid=proc.pid, hostname=self._hostname)
+        )
+        self.warm.refill(job.python, os.fspath(job.dag_file))
+
+    async def _hand_off(self, job: TaskJob, warm: WarmWorker) -> asyncio.subprocess.Process | None:
+        """Give ``job`` to a pre-started worker; None (worker discarded) if it is gone."""
+        job_file = warm.workdir / "job.json"
+        document = self._job_document(job, warm.workdir / "result.json")
+        job_file.write_text(json.dumps(document), encoding="utf-8")
+        env = context_env(job)
+        env.update(job.env)
+        line = json.dumps({"job_file": str(job_file), "env": env}) + "\n"
+        proc = warm.proc
+        try:
+            if proc.stdin is None or proc.returncode is not None:
+                raise ConnectionResetError("worker exited")
+            # It pre-started at the lowest priority so as not to slow the control plane; the
+            # try itself runs at normal priority.
+            if LOW_PRIORITY:
+                restore_priority(proc.pid)
+            proc.stdin.write(line.encode())
+            await proc.stdin.drain()
+            proc.stdin.close()
+        except (ConnectionError, OSError):
+            await kill_worker(proc, warm.workdir)
+            return None
+        return proc
+
+    async def _fork(self, job: TaskJob) -> tuple[Any, Path] | None:
+        """Fork the try from its DAG file's zygote; None when none is ready (start cold)."""
+        zygote = await self.zygotes.wait_ready(
+            job.python, os.fspath(job.dag_file), self._zygote_wait
+        )
+        if zygote is None:
+            return None
         workdir = Path(tempfile.mkdtemp(prefix="leoflow-try-", dir=self._work_root))
+        job_file = workdir / "job.json"
+        document = self._job_document(job, workdir / "result.json")
+        job_file.write_text(json.dumps(document), encoding="utf-8")
+        env = context_env(job)
+        env.update(job.env)
+        try:
+            return await zygote.fork(job_file, env, workdir), workdir
+        except (OSError, ValueError, KeyError) as exc:
+            log.warning("zygote of %s failed to fork (%s); starting cold", job.dag_file, exc)
+            self.zygotes.discard(job.python, os.fspath(job.dag_file))
+            shutil.rmtree(workdir, ignore_errors=True)
+            return None
+
+    async def _start_cold(self, job: TaskJob, workdir: Path) -> asyncio.subprocess.Process | None:
+        """Start a fresh interpreter for ``job``; None (failed event sent) when it cannot."""
+        assert self._on_event is not None
         job_file = workdir / "job.json"
         result_file = workdir / "result.json"
         job_file.write_text(json.dumps(self._job_document(job, result_file)), encoding="utf-8")
-        if self._slots is not None:
-            await self._slots.acquire()
         try:
-            proc = await asyncio.create_subprocess_exec(
+            return await asyncio.create_subprocess_exec(
                 job.python,
                 "-m",
                 "leoflow.runtime.runner",
@@ -128,12 +251,7 @@ class ProcessExecutor(Executor):
             await self._on_event(
                 TaskEvent(job.key, "failed", _now(), error=f"could not start worker: {exc}")
             )
-            return
-        watcher = asyncio.create_task(self._watch(job, proc, workdir, result_file))
-        self._running[job.key] = _Running(proc, workdir, watcher)
-        await self._on_event(
-            TaskEvent(job.key, "running", _now(), pid=proc.pid, hostname=self._hostname)
-        )
+            return None
 
     async def cancel(self, key: TaskKey, reason: str) -> None:
         """Kill the try's process group; its watcher reports ``failed`` with ``reason``."""
@@ -144,13 +262,19 @@ class ProcessExecutor(Executor):
         await _kill_group(running.proc)
 
     async def stop(self) -> None:
-        """Kill every process this executor started and wait for the watchers."""
-        for running in list(self._running.values()):
-            running.cancel_reason = running.cancel_reason or "executor stopped"
-            await _kill_group(running.proc)
+        """Kill every process this executor started (warm ones too) and wait for the watchers.
+
+        Running tries go first: a zygote being retired waits for its children.
+        """
+        running = list(self._running.values())
+        for one in running:
+            one.cancel_reason = one.cancel_reason or "executor stopped"
+        await asyncio.gather(*(_kill_group(one.proc) for one in running))
         watchers = [r.task for r in self._running.values()]
         if watchers:
             await asyncio.gather(*watchers, return_exceptions=True)
+        await self.warm.stop()
+        await self.zygotes.stop()
 
     # -- internals -----------------------------------------------------------------------
 
@@ -168,12 +292,18 @@ class ProcessExecutor(Executor):
             "result_path": str(result_file),
         }
 
-    def _environment(self, job: TaskJob) -> dict[str, str]:
+    def _base_environment(self) -> dict[str, str]:
         env = {k: os.environ[k] for k in _PASS_THROUGH_ENV if k in os.environ}
         env["PYTHONUNBUFFERED"] = "1"
         env["PYTHONDONTWRITEBYTECODE"] = "1"
         # The venv's own site-packages stay first; the runner comes from the leoflow tree.
         env["PYTHONPATH"] = _runtime_pythonpath()
+        # The runner kills its process group when this process dies (see die_with_parent).
+        env["LEOFLOW_EXECUTOR_PID"] = str(os.getpid())
+        return env
+
+    def _environment(self, job: TaskJob) -> dict[str, str]:
+        env = self._base_environment()
         env.update(context_env(job))
         env.update(job.env)
         return env
@@ -217,9 +347,14 @@ class ProcessExecutor(Executor):
             self._running.pop(job.key, None)
             if self._slots is not None:
                 self._slots.release()
-            shutil.rmtree(workdir, ignore_errors=True)
+            # Removing a directory costs milliseconds on some filesystems: not on the loop,
+            # and not before the event that lets the downstream start.
+            cleanup = asyncio.get_running_loop().run_in_executor(None, shutil.rmtree, workdir, True)
         assert self._on_event is not None
-        await self._on_event(event)
+        try:
+            await self._on_event(event)
+        finally:
+            await cleanup
 
     def _outcome(self, job: TaskJob, code: int, result_file: Path, timed_out: bool) -> TaskEvent:
         running = self._running.get(job.key)

@@ -297,3 +297,40 @@ def validate_schedule(schedule: Schedule | None, timezone: str) -> None:
     zone(timezone)
     if isinstance(schedule, CronSchedule):
         _expression(schedule.expression)
+
+
+def next_due_at(
+    schedule: Schedule | None,
+    *,
+    timezone: str = "UTC",
+    start_date: datetime | None,
+    end_date: datetime | None,
+    catchup: bool,
+    last_automated: DataInterval | None,
+    now: datetime,
+) -> datetime | None:
+    """When ``due_runs`` will next return a run: ``<= now`` means due now, None means never.
+
+    The scheduler's shell uses it to leave a DAG out of its snapshots (and to sleep) until
+    then; it never changes what ``due_runs`` decides. ``@continuous`` is due whenever no run is
+    active, so it reports ``now``.
+    """
+    if schedule is None:
+        return None
+    if isinstance(schedule, OnceSchedule):
+        if last_automated is not None:
+            return None
+        run_after = start_date or now
+        return None if end_date is not None and run_after > end_date else run_after
+    if isinstance(schedule, ContinuousSchedule):
+        return now
+    if isinstance(schedule, CronSchedule):
+        clock: _Cron | _Delta = _Cron(schedule.expression, zone(timezone))
+    elif isinstance(schedule, DeltaSchedule):
+        clock = _Delta(schedule.seconds)
+    else:  # pragma: no cover - the spec's union is closed
+        raise SpecError(f"unsupported schedule {schedule!r}", field="schedule")
+    return _next_trigger(
+        clock, last=last_automated, start_date=start_date, end_date=end_date,
+        catchup=catchup, now=now,
+    )  # fmt: skip

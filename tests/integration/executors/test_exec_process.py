@@ -111,14 +111,36 @@ def dag_file(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-async def executor(tmp_path: Path):
+WORKER_MODES = {
+    "cold": {"warm_workers": 0},
+    "prestart": {"warm_workers": 2},
+    "fork": {"worker_mode": "fork"},
+}
+
+
+@pytest.fixture(params=sorted(WORKER_MODES))
+async def executor(tmp_path: Path, request: pytest.FixtureRequest, dag_file: Path):
+    """The same contract under every way of starting a try's process."""
     collector = Collector()
-    ex = ProcessExecutor(logs_dir=tmp_path / "logs", work_root=tmp_path)
+    ex = ProcessExecutor(
+        logs_dir=tmp_path / "logs", work_root=tmp_path, **WORKER_MODES[request.param]
+    )
     await ex.start(collector)
+    if request.param != "cold":
+        # Let pre-started workers / the zygote get ready, so the tests exercise them.
+        await ex.prewarm(dag_file, sys.executable)
+        deadline = asyncio.get_running_loop().time() + 30
+        while not _pool_ready(ex, dag_file):
+            assert asyncio.get_running_loop().time() < deadline, "workers never got ready"
+            await asyncio.sleep(0.02)
     ex.collector = collector  # type: ignore[attr-defined]
     yield ex
     await ex.stop()
+
+
+def _pool_ready(ex: ProcessExecutor, dag_file: Path) -> bool:
+    key = (sys.executable, os.fspath(dag_file))
+    return ex.zygotes.ready(*key) is not None or any(w.ready for w in ex.warm.workers(key))
 
 
 def _job(dag_file: Path, task_id: str, task: dict[str, Any], **kw: Any) -> TaskJob:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -76,14 +76,111 @@ async def projects(tmp_path: Path, store: Store) -> Projects:
     return Projects(tmp_path / "projects", store)
 
 
-@pytest.fixture
+@pytest.fixture(params=["prestart", "fork"])
 async def scheduler(
-    tmp_path: Path, store: Store, redis_store: RedisStore, projects: Projects
+    tmp_path: Path,
+    store: Store,
+    redis_store: RedisStore,
+    projects: Projects,
+    request: pytest.FixtureRequest,
 ) -> AsyncIterator[Scheduler]:
     logs = tmp_path / "logs"
-    executor = ProcessExecutor(logs_dir=logs, work_root=tmp_path)
+    executor = ProcessExecutor(logs_dir=logs, work_root=tmp_path, worker_mode=request.param)
     sched = Scheduler(store, redis_store, executor, projects.resolve, logs_dir=logs)
     task = asyncio.create_task(sched.run_forever())
     yield sched
     sched.stop()
     await asyncio.wait_for(task, 30)
+
+
+CHILD_MAIN = Path(__file__).with_name("sched_child_main.py")
+
+
+class ChildScheduler:
+    """A scheduler running in its own process (so that it can be kill -9'd)."""
+
+    def __init__(self, name: str, proc: asyncio.subprocess.Process) -> None:
+        self.name = name
+        self.proc = proc
+        self.lines: list[str] = []
+        self.leading = asyncio.Event()
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.proc.stderr is not None
+        while raw := await self.proc.stderr.readline():
+            line = raw.decode(errors="replace").rstrip()
+            self.lines.append(line)
+            if line == f"leader {self.name}":
+                self.leading.set()
+
+    async def wait_leader(self, timeout: float = 30) -> None:
+        """Until this process says it took the lead (bounded)."""
+        try:
+            await asyncio.wait_for(self.leading.wait(), timeout)
+        except TimeoutError:
+            raise AssertionError(f"{self.name} never led: {self.lines[-20:]}") from None
+
+    async def kill9(self) -> None:
+        """SIGKILL the scheduler process (its workers die with it) and reap it."""
+        self.proc.kill()
+        await self.proc.wait()
+        await self._reader
+
+    async def close(self) -> None:
+        """Stop it gracefully if it still runs (SIGKILL after 20 s)."""
+        if self.proc.returncode is None:
+            self.proc.terminate()
+            try:
+                await asyncio.wait_for(self.proc.wait(), 20)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+        await self._reader
+
+
+@pytest.fixture(params=["prestart", "fork"])
+async def child_schedulers(
+    tmp_path: Path,
+    pg_dsn: str,
+    redis_store: RedisStore,
+    projects: Projects,
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[Callable[[str], Awaitable[ChildScheduler]]]:
+    """Factory: start a scheduler process named ``name`` on the test's database and Redis
+    (with each worker mode of the process executor)."""
+    import json
+    import os
+
+    children: list[ChildScheduler] = []
+    root = Path(__file__).resolve().parents[3]
+
+    async def start(name: str) -> ChildScheduler:
+        dags = tmp_path / f"dags-{name}.json"
+        dags.write_text(
+            json.dumps({h: str(d / "dag.py") for h, d in projects.dirs.items()}), encoding="utf-8"
+        )
+        workdir = tmp_path / f"work-{name}"
+        workdir.mkdir()
+        env = dict(os.environ, PYTHONPATH=str(root))
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(CHILD_MAIN),
+            pg_dsn,
+            redis_store.prefix,
+            str(workdir),
+            str(dags),
+            name,
+            request.param,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+        )
+        child = ChildScheduler(name, proc)
+        children.append(child)
+        return child
+
+    yield start
+    for child in children:
+        await child.close()
