@@ -250,7 +250,7 @@ class LiteSupervisor:
         logs_dir = self.settings.logs_dir
         work_root = self.home / "work"
         work_root.mkdir(parents=True, exist_ok=True)
-        executor = ProcessExecutor(logs_dir=logs_dir, work_root=work_root)
+        executor = ProcessExecutor(logs_dir=logs_dir, work_root=work_root, worker_mode="fork")
         self.bundles = Bundles(self.home / "bundles")
         self.bundles.prune_staging()
         self.venvs = VenvPool(self.home, self.console)

@@ -162,7 +162,7 @@ class ControlPlane:
             return AgentExecutor(address=f"{host}:{self.grpc_port}", issuer=issuer)  # type: ignore[arg-type]
         from leoflow.executors.process import ProcessExecutor
 
-        return ProcessExecutor(logs_dir=s.logs_dir)
+        return ProcessExecutor(logs_dir=s.logs_dir, worker_mode="fork")
 
     def _resolver(self):  # type: ignore[no-untyped-def]
         if self.executor_name == "kubernetes":
