@@ -94,6 +94,9 @@ class JobBuilder:
             "conf": run.conf or {},
             "owner": spec.owner,
         }
+        if spec.runtime.image:
+            # The Kubernetes executor runs the pinned version's own image.
+            context["image"] = spec.runtime.image
         key = TaskKey(
             run.dag_id, run.run_id, item.ti.task_id, item.ti.map_index, item.ti.try_number
         )
