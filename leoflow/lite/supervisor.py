@@ -246,11 +246,18 @@ class LiteSupervisor:
     def _start_scheduler(self) -> None:
         from leoflow.executors.process import ProcessExecutor
         from leoflow.scheduler.service import Scheduler
+        from leoflow.scheduler.wiring import redis_log_publisher, with_inline_http
 
         logs_dir = self.settings.logs_dir
         work_root = self.home / "work"
         work_root.mkdir(parents=True, exist_ok=True)
-        executor = ProcessExecutor(logs_dir=logs_dir, work_root=work_root, worker_mode="fork")
+        workers = ProcessExecutor(
+            logs_dir=logs_dir,
+            work_root=work_root,
+            worker_mode="fork",
+            on_log=redis_log_publisher(self.redis),
+        )
+        executor = with_inline_http(workers, self.store, logs_dir=logs_dir)
         self.bundles = Bundles(self.home / "bundles")
         self.bundles.prune_staging()
         self.venvs = VenvPool(self.home, self.console)

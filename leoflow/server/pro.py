@@ -82,6 +82,7 @@ class ControlPlane:
 
         from leoflow.rpc.server import AgentTLS, bind_agent_server, is_loopback
         from leoflow.scheduler.service import Scheduler
+        from leoflow.scheduler.wiring import with_inline_http
         from leoflow.server.app import create_app
         from leoflow.server.metrics import Metrics
         from leoflow.store import RedisStore, Store
@@ -102,7 +103,11 @@ class ControlPlane:
                 port=s.grpc_port,
                 tls=AgentTLS.from_env(self.env) if self.env.get("LEOFLOW_AGENT_TLS_CERT") else None,
             )
-            executor = self._executor(servicer.issuer, is_loopback(s.host))
+            executor = with_inline_http(
+                self._executor(servicer.issuer, is_loopback(s.host), redis),
+                store,
+                logs_dir=s.logs_dir,
+            )
             resolve = self._resolver()
             scheduler = Scheduler(store, redis, executor, resolve, logs_dir=s.logs_dir)
             self.scheduler = scheduler
@@ -148,7 +153,7 @@ class ControlPlane:
             await redis.close()
             await store.close()
 
-    def _executor(self, issuer: object, loopback: bool) -> Executor:
+    def _executor(self, issuer: object, loopback: bool, redis: object) -> Executor:
         s = self.settings
         if self.executor_name == "kubernetes":
             from leoflow.executors.agent import AgentTokens
@@ -161,8 +166,13 @@ class ControlPlane:
             host = "127.0.0.1" if loopback or s.host in ("0.0.0.0", "::") else s.host
             return AgentExecutor(address=f"{host}:{self.grpc_port}", issuer=issuer)  # type: ignore[arg-type]
         from leoflow.executors.process import ProcessExecutor
+        from leoflow.scheduler.wiring import redis_log_publisher
 
-        return ProcessExecutor(logs_dir=s.logs_dir, worker_mode="fork")
+        return ProcessExecutor(
+            logs_dir=s.logs_dir,
+            worker_mode="fork",
+            on_log=redis_log_publisher(redis),  # type: ignore[arg-type]
+        )
 
     def _resolver(self):  # type: ignore[no-untyped-def]
         if self.executor_name == "kubernetes":

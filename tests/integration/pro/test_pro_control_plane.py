@@ -161,3 +161,107 @@ def test_missing_external_datastores_are_refused(tmp_path: Path) -> None:
             Settings(database_url="postgresql://x", redis_url="redis://x", jwt_secret="x"),
             executor_name="celery",
         )
+
+
+HTTP_DAG = """
+from airflow.sdk import DAG, task
+from airflow.providers.http.operators.http import HttpOperator
+
+
+@task
+def count(payload: dict) -> int:
+    return len(payload["items"])
+
+
+with DAG("http_inline", schedule=None):
+    call = HttpOperator(task_id="call", http_conn_id="catalog", endpoint="v1/items",
+                        method="GET")
+    count(call.output)
+"""
+
+
+async def test_http_tasks_run_inline_with_their_connection(
+    tmp_path: Path, pg_dsn: str, clean_redis: str
+) -> None:
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Catalog(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            return
+
+        def do_GET(self) -> None:
+            body = json.dumps({"items": [1, 2, 3], "path": self.path}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    http_server = ThreadingHTTPServer(("127.0.0.1", 0), Catalog)
+    threading.Thread(target=http_server.serve_forever, daemon=True).start()
+    project = tmp_path / "http_inline"
+    project.mkdir()
+    (project / "dag.py").write_text(HTTP_DAG)
+    spec = compile_project(project).spec
+    plane = ControlPlane(
+        _settings(tmp_path, pg_dsn, clean_redis, "h"),
+        executor_name="process",
+        handle_signals=False,
+    )
+    task = await _start(plane)
+    try:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{plane.http_port}", timeout=30
+        ) as client:
+            login = await client.post(
+                "/auth/token", json={"username": "admin", "password": "pro-admin-pw"}
+            )
+            headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+            conn = await client.post(
+                "/api/v2/connections",
+                json={
+                    "connection_id": "catalog",
+                    "conn_type": "http",
+                    "host": "127.0.0.1",
+                    "port": http_server.server_address[1],
+                },
+                headers=headers,
+            )
+            assert conn.status_code == 201, conn.text
+            pushed = await client.post(
+                "/api/v2/leoflow/dags/http_inline/versions",
+                content=dumps(spec),
+                headers={**headers, "Content-Type": "application/json"},
+            )
+            assert pushed.status_code == 201, pushed.text
+            await client.post(
+                "/api/v2/dags/http_inline/dagRuns",
+                json={"logical_date": None, "dag_run_id": "h1"},
+                headers=headers,
+            )
+            deadline = asyncio.get_running_loop().time() + 60
+            while True:
+                run = await client.get("/api/v2/dags/http_inline/dagRuns/h1", headers=headers)
+                if run.json()["state"] in ("success", "failed"):
+                    break
+                assert asyncio.get_running_loop().time() < deadline
+                await asyncio.sleep(0.05)
+            assert run.json()["state"] == "success"
+            base = "/api/v2/dags/http_inline/dagRuns/h1/taskInstances"
+            call = (await client.get(f"{base}/call", headers=headers)).json()
+            assert call["executor"] == "inline" or call["hostname"] == "inline"
+            value = (
+                await client.get(f"{base}/count/xcomEntries/return_value", headers=headers)
+            ).json()["value"]
+            assert value == 3
+            body = (
+                await client.get(f"{base}/call/xcomEntries/return_value", headers=headers)
+            ).json()["value"]
+            assert body["path"] == "/v1/items"
+    finally:
+        plane.stop()
+        await asyncio.wait_for(task, 60)
+        http_server.shutdown()
+        http_server.server_close()
