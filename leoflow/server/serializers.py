@@ -34,6 +34,8 @@ def iso(value: datetime | None) -> str | None:
     """ISO-8601 UTC with a ``Z`` (None stays None)."""
     if value is None:
         return None
+    if value.tzinfo is UTC:  # what asyncpg returns: skip the conversion (hot in list pages)
+        return value.isoformat()[:-6] + "Z"
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
@@ -134,7 +136,11 @@ def params_response(spec: DagSpec) -> dict[str, Any]:
 
 
 def dag_details_response(
-    dag: Dag, spec: DagSpec | None, latest_version: dict[str, Any] | None
+    dag: Dag,
+    spec: DagSpec | None,
+    latest_version: dict[str, Any] | None,
+    *,
+    is_favorite: bool = False,
 ) -> dict[str, Any]:
     """DAGDetailsResponse (``spec`` is the current version's, for params and docs)."""
     timeout = spec.dagrun_timeout_seconds if spec else None
@@ -154,7 +160,7 @@ def dag_details_response(
         "last_parsed": iso(dag.last_parsed_time),
         "default_args": {"owner": dag.owner},
         "owner_links": None,
-        "is_favorite": False,
+        "is_favorite": is_favorite,
         "active_runs_count": 0,
         "concurrency": dag.max_active_tasks,
         "latest_dag_version": latest_version,

@@ -206,12 +206,29 @@ class StoreAPI(Protocol):
         limit: int = 100,
         offset: int = 0,
         order_by: str = "dag_id",
+        favorite_of: str | None = None,
+        is_favorite: bool | None = None,
     ) -> Page[Dag]:
         """DAGs matching the filters; dag_id_pattern is a SQL LIKE pattern as in Airflow.
 
         order_by fields: dag_id, dag_display_name, next_dagrun, last_parsed_time, owner,
-        is_paused, created_at, updated_at.
+        is_paused, created_at, updated_at. ``is_favorite`` (with ``favorite_of``, a username)
+        keeps the DAGs that user marked (True) or did not mark (False).
         """
+        ...
+
+    async def set_dag_favorite(
+        self, tenant: str, username: str, dag_id: str, *, favorite: bool
+    ) -> None:
+        """Mark (idempotent) or unmark a favorite DAG (NotFound; Conflict if not marked)."""
+        ...
+
+    async def list_favorite_dag_ids(self, tenant: str, username: str) -> set[str]:
+        """The dag_ids ``username`` marked as favorite."""
+        ...
+
+    async def is_dag_favorite(self, tenant: str, username: str, dag_id: str) -> bool:
+        """Whether ``username`` marked ``dag_id`` as favorite."""
         ...
 
     async def patch_dag(self, tenant: str, dag_id: str, *, is_paused: bool) -> Dag:

@@ -243,11 +243,23 @@ class DagsRepo(Repo):
         limit: int = 100,
         offset: int = 0,
         order_by: str = "dag_id",
+        favorite_of: str | None = None,
+        is_favorite: bool | None = None,
     ) -> Page[Dag]:
-        """DAGs matching the filters; dag_id_pattern is a SQL LIKE pattern as in Airflow."""
+        """DAGs matching the filters; dag_id_pattern is a SQL LIKE pattern as in Airflow.
+
+        ``is_favorite`` keeps the DAGs ``favorite_of`` (a username) marked (True) or did not
+        mark (False); it is ignored without ``favorite_of``.
+        """
         order = order_clause(order_by, _DAG_ORDER, "dag_id ASC, id ASC")
         q = Query(await self._tenant_id(tenant))
         q.where("d.tenant_id = $1")
+        if favorite_of is not None and is_favorite is not None:
+            q.where(
+                ("" if is_favorite else "NOT ")
+                + "EXISTS (SELECT 1 FROM dag_favorites f WHERE f.dag_pk = d.id AND f.username = {})",
+                favorite_of,
+            )
         self._dag_filters(
             q,
             dag_id_pattern=dag_id_pattern,
@@ -263,18 +275,75 @@ class DagsRepo(Repo):
                 q.where("lr.state = {}", DagRunState(last_run_state).value)
             rows, total = await self._paged(f"{_DAG_SELECT} WHERE {q.sql}", q, order, limit, offset)
             return Page([dag_from_row(r) for r in rows], total)
-        # Page the bare rows first, then decorate only those: the LATERAL last-run lookup and
-        # the import-error check then run for at most ``limit`` DAGs, not for every match.
-        ids, total = await self._paged(
-            f"SELECT d.* FROM dags d WHERE {q.sql}", q, order, limit, offset
-        )
-        if not ids:
-            return Page([], total)
+        # One round trip: page the bare ids on the (tenant_id, dag_id) index, decorate only
+        # those (the LATERAL last-run lookup and the import-error check then run for at most
+        # ``limit`` DAGs), and count the matches in a scalar subquery. The count is needed
+        # even for an empty page; a window count over the full rows cost twice as much.
+        where = q.sql
+        page = q.page(limit, offset)
         rows = await self._fetch(
-            f"{_DAG_SELECT} WHERE d.id = ANY($1::bigint[])", [r["id"] for r in ids]
+            f"SELECT (SELECT count(*) FROM dags d WHERE {where}) AS _total, _s.* FROM ("
+            f"{_DAG_SELECT} WHERE d.id IN (SELECT _i.id FROM (SELECT d.* FROM dags d "
+            f"WHERE {where}) AS _i {order} {page})) AS _s {order}",
+            *q.args,
         )
-        by_id = {r["id"]: r for r in rows}
-        return Page([dag_from_row(by_id[r["id"]]) for r in ids if r["id"] in by_id], total)
+        if not rows:
+            if offset == 0:
+                return Page([], 0)
+            total = await self._fetchval(f"SELECT count(*) FROM dags d WHERE {where}", *q.args[:-2])
+            return Page([], total)
+        return Page([dag_from_row(r) for r in rows], rows[0]["_total"])
+
+    async def set_dag_favorite(
+        self, tenant: str, username: str, dag_id: str, *, favorite: bool
+    ) -> None:
+        """Mark (idempotent) or unmark a DAG as ``username``'s favorite.
+
+        NotFound for an unknown DAG; Conflict when unmarking a DAG that is not marked
+        (Airflow's 409 "Dag is not marked as favorite").
+        """
+        dag_pk = await self._fetchval(
+            "SELECT id FROM dags WHERE tenant_id = $1 AND dag_id = $2",
+            await self._tenant_id(tenant),
+            dag_id,
+        )
+        if dag_pk is None:
+            raise NotFound(f"DAG {dag_id!r} not found", field="dag_id")
+        if favorite:
+            await self._execute(
+                "INSERT INTO dag_favorites (dag_pk, username) VALUES ($1, $2) "
+                "ON CONFLICT DO NOTHING",
+                dag_pk,
+                username,
+            )
+            return
+        status = await self._execute(
+            "DELETE FROM dag_favorites WHERE dag_pk = $1 AND username = $2", dag_pk, username
+        )
+        if status.endswith(" 0"):
+            raise Conflict(f"Dag {dag_id!r} is not marked as favorite", field="dag_id")
+
+    async def list_favorite_dag_ids(self, tenant: str, username: str) -> set[str]:
+        """The dag_ids ``username`` marked as favorite (empty for an unknown user)."""
+        rows = await self._fetch(
+            "SELECT d.dag_id FROM dag_favorites f JOIN dags d ON d.id = f.dag_pk "
+            "WHERE d.tenant_id = $1 AND f.username = $2",
+            await self._tenant_id(tenant),
+            username,
+        )
+        return {r["dag_id"] for r in rows}
+
+    async def is_dag_favorite(self, tenant: str, username: str, dag_id: str) -> bool:
+        """Whether ``username`` marked ``dag_id`` as favorite."""
+        return bool(
+            await self._fetchval(
+                "SELECT EXISTS (SELECT 1 FROM dag_favorites f JOIN dags d ON d.id = f.dag_pk "
+                "WHERE d.tenant_id = $1 AND d.dag_id = $3 AND f.username = $2)",
+                await self._tenant_id(tenant),
+                username,
+                dag_id,
+            )
+        )
 
     async def patch_dag(self, tenant: str, dag_id: str, *, is_paused: bool) -> Dag:
         """Pause or unpause one DAG (NotFound)."""

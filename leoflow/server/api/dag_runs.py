@@ -73,7 +73,7 @@ class DAGRunClearBody(BaseModel):
     dry_run: bool = True
     only_failed: bool = False
     only_new: bool = False
-    """Airflow 3.2.2: clear only tasks added by a newer version (accepted; Leoflow clears as asked)."""
+    """Airflow 3.2.2 client only (not in 3.2.1's spec): true is refused, see ``clear_run``."""
     run_on_latest_version: bool = False
 
 
@@ -216,6 +216,14 @@ async def delete_run(request: Request) -> Response:
 async def clear_run(request: Request) -> Response:
     """POST /dags/{dag_id}/dagRuns/{dag_run_id}/clear: preview (dry_run) or clear and re-queue."""
     body = await read_body(request, DAGRunClearBody)
+    if body.only_new:
+        # Refused rather than ignored: clearing every task would do what the caller asked not to.
+        raise BadRequest(
+            "only_new: queueing only the tasks a newer DAG version added is not supported by "
+            "Leoflow; clear the run with run_on_latest_version=true, or mark the existing "
+            "tasks' states instead",
+            field="only_new",
+        )
     p = request.path_params
     store, tenant = store_of(request), tenant_of(request)
     tis = await store.clear_run(

@@ -59,7 +59,7 @@ def _update_mask(request: Request) -> None:
 
 
 async def list_dags(request: Request) -> Response:
-    """GET /dags."""
+    """GET /dags (``is_favorite`` filters on the caller's favorites)."""
     page = query.page(request)
     result = await store_of(request).list_dags(
         tenant_of(request),
@@ -72,6 +72,8 @@ async def list_dags(request: Request) -> Response:
         limit=page.limit,
         offset=page.offset,
         order_by=query.order_by(request, _DAG_ORDER, "dag_id"),
+        favorite_of=principal_of(request).username,
+        is_favorite=query.bool_param(request, "is_favorite"),
     )
     return ok(collection("dags", [dag_response(d) for d in result.items], result.total))
 
@@ -126,7 +128,8 @@ async def get_dag_details(request: Request) -> Response:
     dag = await store.get_dag(tenant, request.path_params["dag_id"])
     spec = await _current_spec(request, dag) if dag.current_version_id else None
     latest = await Versions(request).get(dag.dag_id, dag.current_version_id)
-    return ok(dag_details_response(dag, spec, latest))
+    favorite = await store.is_dag_favorite(tenant, principal_of(request).username, dag.dag_id)
+    return ok(dag_details_response(dag, spec, latest, is_favorite=favorite))
 
 
 async def list_tasks(request: Request) -> Response:

@@ -9,7 +9,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from leoflow import __version__
-from leoflow.server.api._common import ok, store_of, tenant_of
+from leoflow.server import query
+from leoflow.server.api._common import ok, principal_of, store_of, tenant_of
 from leoflow.server.auth import Permission
 from leoflow.server.routing import ApiRoute
 from leoflow.server.serializers import iso
@@ -40,6 +41,7 @@ async def get_health(request: Request) -> Response:
 
 def _empty(field: str) -> Any:
     async def endpoint(request: Request) -> Response:
+        await _require_parents(request)
         return ok({field: [], "total_entries": 0})
 
     endpoint.__name__ = f"empty_{field}"
@@ -67,13 +69,39 @@ async def get_config(request: Request) -> Response:
 
 
 async def favorite(request: Request) -> Response:
-    """POST /dags/{dag_id}/favorite and /unfavorite: accepted (Leoflow keeps no favorites yet)."""
-    await store_of(request).get_dag(tenant_of(request), request.path_params["dag_id"])
+    """POST /dags/{dag_id}/favorite: mark the DAG as the caller's favorite (idempotent)."""
+    await _set_favorite(request, True)
     return Response(status_code=204)
+
+
+async def unfavorite(request: Request) -> Response:
+    """POST /dags/{dag_id}/unfavorite: unmark it (409 when it is not marked, as Airflow)."""
+    await _set_favorite(request, False)
+    return Response(status_code=204)
+
+
+async def _set_favorite(request: Request, favorite: bool) -> None:
+    principal = principal_of(request)
+    await store_of(request).set_dag_favorite(
+        principal.tenant, principal.username, request.path_params["dag_id"], favorite=favorite
+    )
+
+
+async def _require_parents(request: Request) -> None:
+    """404 unless the DAG, run and task instance named in the path exist."""
+    p, store, tenant = request.path_params, store_of(request), tenant_of(request)
+    if "task_id" in p:
+        map_index = query.int_param(request, "map_index", -1, minimum=-1)
+        await store.get_ti(tenant, p["dag_id"], p["dag_run_id"], p["task_id"], map_index)
+    elif "dag_run_id" in p:
+        await store.get_run(tenant, p["dag_id"], p["dag_run_id"])
+    elif "dag_id" in p:
+        await store.get_dag(tenant, p["dag_id"])
 
 
 async def dependencies(request: Request) -> Response:
     """GET .../taskInstances/{task_id}/dependencies: no blocking dependencies are reported."""
+    await _require_parents(request)
     return ok({"dependencies": []})
 
 
@@ -81,8 +109,8 @@ routes = [
     ApiRoute("/version", get_version, methods=["GET"], permission=None, summary="Version", tag="Version", response="VersionInfo"),
     ApiRoute("/monitor/health", get_health, methods=["GET"], permission=None, summary="Health", tag="Monitor", response="HealthInfoResponse"),
     ApiRoute("/config", get_config, methods=["GET"], permission=Permission.READ, summary="Configuration (not exposed)", tag="Config", status=403),
-    ApiRoute("/dags/{dag_id}/favorite", favorite, methods=["POST"], permission=Permission.READ, summary="Mark a DAG favorite (accepted, not stored)", tag="DAG", status=204, name="favorite_dag"),
-    ApiRoute("/dags/{dag_id}/unfavorite", favorite, methods=["POST"], permission=Permission.READ, summary="Unmark a DAG favorite (accepted, not stored)", tag="DAG", status=204, name="unfavorite_dag"),
+    ApiRoute("/dags/{dag_id}/favorite", favorite, methods=["POST"], permission=Permission.READ, summary="Mark a DAG as the caller's favorite", tag="DAG", status=204, name="favorite_dag"),
+    ApiRoute("/dags/{dag_id}/unfavorite", unfavorite, methods=["POST"], permission=Permission.READ, summary="Unmark a DAG as the caller's favorite", tag="DAG", status=204, name="unfavorite_dag"),
     ApiRoute("/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/dependencies", dependencies, methods=["GET"], permission=Permission.READ, summary="Task instance dependencies (always none)", tag="TaskInstance"),
     *[
         ApiRoute(path, _empty(field), methods=["GET"], permission=Permission.READ, summary=f"Always empty in Leoflow ({field})", tag="Not in Leoflow", name=f"empty:{path}")

@@ -20,7 +20,7 @@ from leoflow.server.serializers import (
     task_instance_response,
 )
 from leoflow.spec import DagSpec
-from leoflow.store.api import UNSET, TaskInstance, TIState
+from leoflow.store.api import ALL, UNSET, TaskInstance, TIState
 
 _TI_ORDER = {
     "id",
@@ -198,25 +198,57 @@ def _relatives(spec: DagSpec, task_id: str, *, upstream: bool, downstream: bool)
 async def _targets(
     request: Request, body: PatchTaskInstanceBody, map_index: int
 ) -> list[TaskInstance]:
+    """The TIs a mark touches: the task, its relatives, in this run and earlier/later ones.
+
+    As Airflow's ``set_state``: include_upstream/downstream add the task's relatives (in the
+    current run's spec); include_past/future add the same tasks in the DAG's runs whose
+    logical_date is not after/before this run's (none when this run has no logical_date). The
+    task itself keeps its map_index in every run; relatives count with all their map indexes.
+    """
     p = request.path_params
     store, tenant = store_of(request), tenant_of(request)
     ti = await store.get_ti(tenant, p["dag_id"], p["dag_run_id"], p["task_id"], map_index)
-    if not (body.include_upstream or body.include_downstream):
+    relatives = body.include_upstream or body.include_downstream
+    across = (body.include_past or body.include_future) and ti.logical_date is not None
+    if not (relatives or across):
         return [ti]
-    spec = await store.get_spec(ti.dag_version_id)
-    ids = _relatives(
-        spec, ti.task_id, upstream=body.include_upstream, downstream=body.include_downstream
+    ids = [ti.task_id]
+    if relatives:
+        spec = await store.get_spec(ti.dag_version_id)
+        ids = _relatives(
+            spec, ti.task_id, upstream=body.include_upstream, downstream=body.include_downstream
+        )
+    page = await store.list_tis(
+        tenant,
+        p["dag_id"],
+        ALL if across else p["dag_run_id"],
+        task_ids=ids,
+        logical_date_gte=None if body.include_past or not across else ti.logical_date,
+        logical_date_lte=None if body.include_future or not across else ti.logical_date,
+        limit=10_000,
     )
-    page = await store.list_tis(tenant, p["dag_id"], p["dag_run_id"], task_ids=ids, limit=10_000)
+    items = [
+        t
+        for t in page.items
+        if (t.task_id != ti.task_id or t.map_index == ti.map_index)
+        and (t.dag_run_id == ti.dag_run_id or t.logical_date is not None)
+    ]
     order = {task_id: i for i, task_id in enumerate(ids)}
-    return sorted(page.items, key=lambda t: (order.get(t.task_id, 0), t.map_index))
+    this_run_first = sorted(items, key=lambda t: t.dag_run_id != ti.dag_run_id)
+    return sorted(this_run_first, key=lambda t: (order.get(t.task_id, 0), t.map_index))
+
+
+def _is_self(request: Request, ti: TaskInstance, map_index: int) -> bool:
+    p = request.path_params
+    return (ti.run_id, ti.task_id, ti.map_index) == (p["dag_run_id"], p["task_id"], map_index)
 
 
 async def patch_ti(request: Request) -> Response:
     """PATCH .../taskInstances/{task_id}[/{map_index}][/dry_run]: mark state and/or set note.
 
-    include_upstream/include_downstream extend a state mark to the task's relatives in the same
-    run, as Airflow does; include_past/include_future are accepted and not applied.
+    include_upstream/include_downstream extend a state mark to the task's relatives and
+    include_past/include_future to earlier/later runs, as Airflow does; TIs already in the
+    new state are left out (the requested TI itself is always answered).
     """
     body = await read_body(request, PatchTaskInstanceBody)
     mask = query.list_param(request, "update_mask")
@@ -225,19 +257,19 @@ async def patch_ti(request: Request) -> Response:
         raise BadRequest("give new_state and/or note", field="new_state")
     if "new_state" in fields and body.new_state is None:
         raise BadRequest("new_state: use success, failed or skipped", field="new_state")
-    p = request.path_params
     store, tenant, map_index = store_of(request), tenant_of(request), _map_index(request)
     targets = await _targets(request, body, map_index)
     if "new_state" in fields:
         targets = [
-            t for t in targets if t.task_id == p["task_id"] or str(t.state) != body.new_state
+            t for t in targets if _is_self(request, t, map_index) or str(t.state) != body.new_state
         ]
+    else:
+        targets = [t for t in targets if _is_self(request, t, map_index)]
     if request.url.path.endswith("/dry_run"):
         items = await _bodies(request, targets)
         return ok(collection("task_instances", items, len(items)))
     changed = []
     for target in targets:
-        is_self = target.task_id == p["task_id"]
         changed.append(
             await store.patch_ti(
                 tenant,
@@ -248,7 +280,9 @@ async def patch_ti(request: Request) -> Response:
                 state=TIState(body.new_state)
                 if "new_state" in fields and body.new_state
                 else UNSET,
-                note=body.note if "note" in fields and is_self else UNSET,
+                note=body.note
+                if "note" in fields and _is_self(request, target, map_index)
+                else UNSET,
             )
         )
         event = (

@@ -8,13 +8,13 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from leoflow.errors import Unavailable
+from leoflow.errors import NotFound, Unavailable
 from leoflow.server import query
 from leoflow.server.api._common import now, ok, redis_of, store_of, tenant_of
 from leoflow.server.auth import Permission
 from leoflow.server.routing import ApiRoute
 from leoflow.server.serializers import collection, iso
-from leoflow.store.api import XComEntry
+from leoflow.store.api import ALL, XComEntry
 
 
 def _entry(entry: XComEntry) -> dict[str, Any]:
@@ -32,10 +32,26 @@ def _entry(entry: XComEntry) -> dict[str, Any]:
     }
 
 
+async def _require_named(request: Request) -> None:
+    """404 for a DAG, run or task named (not ``~``) in the path that does not exist."""
+    p, store, tenant = request.path_params, store_of(request), tenant_of(request)
+    dag_id, run_id, task_id = p["dag_id"], p["dag_run_id"], p["task_id"]
+    if dag_id == ALL:
+        return
+    await store.get_dag(tenant, dag_id)
+    if run_id != ALL:
+        await store.get_run(tenant, dag_id, run_id)
+    if task_id != ALL:
+        tis = await store.list_tis(tenant, dag_id, run_id, task_ids=[task_id], limit=1)
+        if not tis.total:
+            raise NotFound(f"task {task_id!r} has no task instance here", field="task_id")
+
+
 async def list_xcoms(request: Request) -> Response:
     """GET .../taskInstances/{task_id}/xcomEntries (``~`` for DAG, run and task)."""
     page = query.page(request)
     p = request.path_params
+    await _require_named(request)
     map_index = request.query_params.get("map_index")
     result = await store_of(request).list_xcoms(
         tenant_of(request),

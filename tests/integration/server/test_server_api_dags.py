@@ -153,5 +153,8 @@ async def test_favorites_config_and_dependencies_answer_like_airflow(api: Api) -
     assert (await api.post("/api/v2/dags/nope/favorite")).status_code == 404
     config = await api.get("/api/v2/config")
     assert config.status_code == 403 and "detail" in config.json()
-    deps = await api.get("/api/v2/dags/fav/dagRuns/r/taskInstances/t/dependencies")
+    await api.trigger("fav", dag_run_id="r")
+    deps = await api.get("/api/v2/dags/fav/dagRuns/r/taskInstances/extract/dependencies")
     assert deps.json() == {"dependencies": []}
+    unknown = await api.get("/api/v2/dags/fav/dagRuns/r/taskInstances/t/dependencies")
+    assert unknown.status_code == 404
