@@ -327,8 +327,11 @@ def _run_task(job: dict[str, Any], task: dict[str, Any], context: dict[str, Any]
     if kind == "bash" and task.get("bash_command") is not None:
         return run_bash(render_template(task["bash_command"], context), env)
     os.environ.update(env)
-    op = find_task(Path(job["dag_file"]), job["dag_id"], job["task_id"])
-    fn = getattr(op, "python_callable", None)
+    if job["dag_file"].endswith(".py"):
+        op = find_task(Path(job["dag_file"]), job["dag_id"], job["task_id"])
+        fn = getattr(op, "python_callable", None)
+    else:  # a DAG declared in leoflow.yaml: its tasks name their callable as module:function
+        op, fn = None, import_callable(Path(job["dag_file"]), task.get("callable") or "")
     if fn is None:
         raise TaskFailure(f"task {job['task_id']!r} has no Python callable")
     args = resolve_arguments(task, job.get("xcom") or {})
@@ -346,6 +349,20 @@ def _run_task(job: dict[str, Any], task: dict[str, Any], context: dict[str, Any]
             raise TaskFailure("a @task.bash function must return the bash command to run")
         return run_bash(render_template(value, context), env)
     return value
+
+
+def import_callable(dag_file: Path, ref: str) -> Any:
+    """Import ``module:function`` from the project folder of a declarative DAG."""
+    import importlib
+
+    from leoflow.sdk.loader import prepare_sys_path
+
+    module, _, name = ref.partition(":")
+    prepare_sys_path(dag_file)
+    target: Any = importlib.import_module(module)
+    for part in name.split("."):
+        target = getattr(target, part)
+    return target
 
 
 _PRELOADED: dict[str, Any] = {}

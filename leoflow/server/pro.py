@@ -94,6 +94,7 @@ class ControlPlane:
         servers: list[uvicorn.Server] = []
         grpc_server = None
         scheduler_task = None
+        serving: list[asyncio.Task[None]] = []
         try:
             grpc_server, self.grpc_port, servicer = await bind_agent_server(
                 store,
@@ -144,6 +145,8 @@ class ControlPlane:
         finally:
             for srv in servers:
                 srv.should_exit = True
+            if serving:
+                await asyncio.wait(serving, timeout=30)
             if scheduler_task is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(scheduler_task, 30)

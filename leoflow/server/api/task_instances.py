@@ -298,8 +298,22 @@ async def patch_ti(request: Request) -> Response:
             task_id=target.task_id,
             map_index=target.map_index,
         )
+    if "new_state" in fields:
+        await _resume_downstream(request, map_index)
     items = await _bodies(request, changed)
     return ok(collection("task_instances", items, len(items)))
+
+
+async def _resume_downstream(request: Request, map_index: int) -> None:
+    """As Airflow's set_task_instance_state: clear the failed/upstream_failed downstream."""
+    p = request.path_params
+    store, tenant = store_of(request), tenant_of(request)
+    ti = await store.get_ti(tenant, p["dag_id"], p["dag_run_id"], p["task_id"], map_index)
+    spec = await store.get_spec(ti.dag_version_id)
+    below = _relatives(spec, ti.task_id, upstream=False, downstream=True)
+    below = [t for t in below if t != ti.task_id]
+    if below:
+        await store.clear_tis(tenant, ti.dag_id, run_id=ti.run_id, task_ids=below, only_failed=True)
 
 
 async def clear_tis(request: Request) -> Response:
