@@ -20,6 +20,7 @@ import os
 import signal
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from leoflow.errors import LeoflowError
@@ -121,6 +122,7 @@ class ControlPlane:
                 servicer.config.resolve_dag_file = dag_file
             app = create_app(s, store=store, redis=redis, metrics=metrics)
             app.state.scheduler = scheduler
+            app.state.scheduler_heartbeat = self._scheduler_heartbeat
             api = uvicorn.Server(
                 uvicorn.Config(
                     app, host=s.host, port=s.port, log_level=self.log_level, lifespan="on"
@@ -130,6 +132,7 @@ class ControlPlane:
             servers.append(self._metrics_server(metrics))
             serving = [asyncio.create_task(srv.serve()) for srv in servers]
             scheduler_task = asyncio.create_task(scheduler.run_forever())
+            self._scheduler_task = scheduler_task
             if self.handle_signals:
                 loop = asyncio.get_running_loop()
                 for sig in (signal.SIGTERM, signal.SIGINT):
@@ -155,6 +158,13 @@ class ControlPlane:
             await asyncio.sleep(0)
             await redis.close()
             await store.close()
+
+    def _scheduler_heartbeat(self) -> str | None:
+        # Every replica's scheduler is alive (leading or campaigning): that is a healthy replica.
+        task = getattr(self, "_scheduler_task", None)
+        if task is None or task.done():
+            return None
+        return datetime.now(UTC).isoformat()
 
     def _executor(self, issuer: object, loopback: bool, redis: object) -> Executor:
         s = self.settings

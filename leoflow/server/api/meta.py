@@ -22,7 +22,11 @@ async def get_version(request: Request) -> Response:
 
 
 async def get_health(request: Request) -> Response:
-    """GET /monitor/health (public): the metadatabase really pinged; scheduler by heartbeat."""
+    """GET /monitor/health (public): the metadatabase really pinged; scheduler by heartbeat.
+
+    The triggerer reports the scheduler's health (its work runs in the scheduler loop) and the
+    DAG processor is null (DAGs are compiled ahead), so the UI's Health panel is green.
+    """
     db = "healthy" if await store_of(request).ping() else "unhealthy"
     heartbeat = getattr(request.app.state, "scheduler_heartbeat", None)
     beat = heartbeat() if callable(heartbeat) else None
@@ -33,8 +37,13 @@ async def get_health(request: Request) -> Response:
         {
             "metadatabase": {"status": db},
             "scheduler": {"status": scheduler, "latest_scheduler_heartbeat": beat},
-            "triggerer": {"status": None, "latest_triggerer_heartbeat": None},
-            "dag_processor": {"status": None, "latest_dag_processor_heartbeat": None},
+            # No triggerer runs apart: the scheduler loop does its timed wake-ups (retries,
+            # reschedules), so it reports the scheduler's health and heartbeat, as each process
+            # of Airflow's standalone does. A null status is what the UI's Health panel paints red.
+            "triggerer": {"status": scheduler, "latest_triggerer_heartbeat": beat},
+            # DAGs are compiled ahead (``leoflow compile``), so no DAG processor runs: null,
+            # which HealthInfoResponse allows and the UI answers by leaving the badge out.
+            "dag_processor": None,
         }
     )
 
@@ -88,12 +97,14 @@ async def _set_favorite(request: Request, favorite: bool) -> None:
 
 
 async def _require_parents(request: Request) -> None:
-    """404 unless the DAG, run and task instance named in the path exist."""
-    p, store, tenant = request.path_params, store_of(request), tenant_of(request)
-    if "task_id" in p:
+    """404 unless the DAG, run and task instance named in the path exist (``~`` names any)."""
+    store, tenant = store_of(request), tenant_of(request)
+    # The UI lists across DAGs and runs with ``~`` (e.g. /dags/~/dagRuns/~/hitlDetails).
+    p = {k: v for k, v in request.path_params.items() if v != query.WILDCARD}
+    if {"dag_id", "dag_run_id", "task_id"} <= p.keys():
         map_index = query.int_param(request, "map_index", -1, minimum=-1)
         await store.get_ti(tenant, p["dag_id"], p["dag_run_id"], p["task_id"], map_index)
-    elif "dag_run_id" in p:
+    elif {"dag_id", "dag_run_id"} <= p.keys():
         await store.get_run(tenant, p["dag_id"], p["dag_run_id"])
     elif "dag_id" in p:
         await store.get_dag(tenant, p["dag_id"])

@@ -59,7 +59,7 @@ async def get_configs(request: Request) -> Response:
             "enable_swagger_ui": True,
             "require_confirmation_dag_change": False,
             "default_wrap": False,
-            "test_connection": "Disabled",
+            "test_connection": "Enabled",  # POST /connections/test is real
             "dashboard_alert": [],
             "show_external_log_redirect": False,
             "external_log_name": None,

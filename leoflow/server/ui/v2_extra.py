@@ -3,9 +3,11 @@
 ``routes`` (paths relative to ``/api/v2``) is mounted by ``create_app`` inside the ``/api/v2``
 Mount, after the core routes, so a core route for the same path always wins. Real answers where
 Leoflow has the concept (batch run and task-instance lists, mapped-TI lists, XCom writes, waiting
-for a run); Airflow's own answers for features switched off (configuration, connection tests);
-schema-valid empty lists or 404s for concepts Leoflow lacks (assets, backfills, HITL); 501 with
-a ``detail`` the UI shows in a toast for operations Leoflow does not offer yet.
+for a run; bulk task-instance writes, deletes and external log URLs are in ``v2_tis``); Airflow's
+own answers for features switched off (configuration, connection tests) or refused (a backfill of
+a DAG whose allowed_run_types exclude it); schema-valid empty answers or 404s for concepts
+Leoflow lacks (assets, backfills, HITL); 501 with a ``detail`` the UI shows in a toast for the
+few operations Leoflow does not offer yet (creating asset events).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from starlette.requests import Request
@@ -36,6 +38,7 @@ from leoflow.server.auth import Permission
 from leoflow.server.errors import BadRequest
 from leoflow.server.routing import ApiRoute, read_body
 from leoflow.server.serializers import collection, dag_run_response, iso, task_instance_response
+from leoflow.server.ui import v2_tis
 from leoflow.store.api import TERMINAL_RUN_STATES, DagRunState, TIState
 
 _R, _X, _M = Permission.READ, Permission.EXECUTE, Permission.MANAGE
@@ -378,6 +381,59 @@ async def create_default_connections(request: Request) -> Response:
     return no_content()
 
 
+# -- backfills: Leoflow has none ----------------------------------------------------------------
+
+
+class BackfillPostBody(BaseModel):
+    """Airflow's BackfillPostBody."""
+
+    model_config = ConfigDict(extra="forbid")
+    dag_id: str
+    from_date: datetime
+    to_date: datetime
+    run_backwards: bool = False
+    dag_run_conf: dict[str, JsonValue] = Field(default_factory=dict)
+    reprocess_behavior: Literal["failed", "completed", "none"] = "none"
+    max_active_runs: int = 10
+    run_on_latest_version: bool = True
+
+
+async def _backfill_dag(request: Request) -> str:
+    body = await read_body(request, BackfillPostBody)
+    try:
+        await store_of(request).get_dag(tenant_of(request), body.dag_id)
+    except NotFound:
+        raise NotFound(f"Could not find dag {body.dag_id}", field="dag_id") from None
+    return body.dag_id
+
+
+async def create_backfill(request: Request) -> Response:
+    """POST /backfills: Airflow's 400 for a DAG whose allowed_run_types exclude backfills.
+
+    Every Leoflow DAG answers ``allowed_run_types`` without ``backfill`` (``manual``, plus
+    ``scheduled`` when it has a schedule), so this is what Airflow says for such a DAG.
+    """
+    dag_id = await _backfill_dag(request)
+    raise BadRequest(
+        f"Dag with dag_id: '{dag_id}' does not allow backfill runs",
+        hint="Leoflow has no backfills; trigger one run per logical_date instead",
+    )
+
+
+async def backfill_dry_run(request: Request) -> Response:
+    """POST /backfills/dry_run: no run would be created (the UI then disables "Run Backfill")."""
+    await _backfill_dag(request)
+    return ok({"backfills": [], "total_entries": 0})
+
+
+def _no_backfill(message: str) -> Any:
+    async def endpoint(request: Request) -> Response:
+        raise NotFound(message.format(request.path_params["backfill_id"]))
+
+    endpoint.__name__ = "no_backfill"
+    return endpoint
+
+
 def _route(
     path: str, endpoint: Any, method: str, perm: Permission, summary: str, **kw: Any
 ) -> ApiRoute:
@@ -393,12 +449,8 @@ routes: list[ApiRoute] = [
     _route(_RUN + "/upstreamAssetEvents", _empty_for_run("asset_events"), "GET", _R, _NO_ASSETS),
     _route(_TI + "/listMapped", list_mapped, "GET", _R, "List mapped task instances", response="TaskInstanceCollectionResponse"),
     _route(_TI_MAPPED + "/dependencies", ti_dependencies, "GET", _R, "Unmet dependencies of a mapped task instance"),
-    _route(_TI + "/externalLogUrl/{try_number:int}", _not_implemented("External log URLs", "logs are served by /logs"), "GET", _R, "External log URL"),
     _route(_TI + "/xcomEntries", create_xcom, "POST", _X, "Create an XCom entry", body=XComCreateBody, response="XComResponseNative"),
     _route(_TI + "/xcomEntries/{xcom_key}", update_xcom, "PATCH", _X, "Update an XCom entry", body=XComUpdateBody, response="XComResponseNative"),
-    _route(_TI + "/xcomEntries/{xcom_key}", _not_implemented("Deleting an XCom entry", "a new try replaces its XComs"), "DELETE", _X, "Delete an XCom entry"),
-    _route(_TI, _not_implemented("Deleting a task instance", "clear it or delete its run"), "DELETE", _X, "Delete a task instance"),
-    _route(_RUN + "/taskInstances", _not_implemented("Bulk task instance updates", "PATCH each task instance"), "PATCH", _X, "Bulk update task instances"),
     _route(_TI_MAPPED + "/hitlDetails", _not_found("HITL detail", "task_id"), "GET", _R, "Leoflow has no HITL"),
     _route(_TI_MAPPED + "/hitlDetails", _not_found("HITL detail", "task_id"), "PATCH", _X, "Leoflow has no HITL"),
     _route(_TI_MAPPED + "/hitlDetails/tries/{try_number:int}", _not_found("HITL detail", "task_id"), "GET", _R, "Leoflow has no HITL"),
@@ -415,11 +467,12 @@ routes: list[ApiRoute] = [
     _route("/assets/{asset_id}/materialize", _not_found("asset", "asset_id"), "POST", _X, _NO_ASSETS),
     _route("/assets/aliases/{asset_alias_id}", _not_found("asset alias", "asset_alias_id"), "GET", _R, _NO_ASSETS),
     _route("/assets/events", _not_implemented("Creating asset events", "Leoflow has no assets"), "POST", _X, _NO_ASSETS),
-    _route("/backfills", _not_implemented("Backfills", "trigger runs with a logical_date instead"), "POST", _X, "Leoflow has no backfills"),
-    _route("/backfills/dry_run", _not_implemented("Backfills", "trigger runs with a logical_date instead"), "POST", _X, "Leoflow has no backfills"),
-    _route("/backfills/{backfill_id}", _not_found("backfill", "backfill_id"), "GET", _R, "Leoflow has no backfills"),
+    _route("/backfills", create_backfill, "POST", _X, "Create a backfill (400: no DAG allows backfill runs)", body=BackfillPostBody, tag="Backfill"),
+    _route("/backfills/dry_run", backfill_dry_run, "POST", _X, "Preview a backfill (none: Leoflow creates no backfill runs)", body=BackfillPostBody, response="DryRunBackfillCollectionResponse", tag="Backfill"),
+    _route("/backfills/{backfill_id}", _no_backfill("Backfill not found"), "GET", _R, "Leoflow has no backfills", tag="Backfill"),
     *[
-        _route(f"/backfills/{{backfill_id}}/{verb}", _not_found("backfill", "backfill_id"), "PUT", _X, "Leoflow has no backfills")
+        _route(f"/backfills/{{backfill_id}}/{verb}", _no_backfill("Could not find backfill with id {}"), "PUT", _X, "Leoflow has no backfills", tag="Backfill")
         for verb in ("cancel", "pause", "unpause")
     ],
+    *v2_tis.routes,
 ]  # fmt: skip
