@@ -255,6 +255,19 @@ def _push_error(error: str, image: str) -> BuildError:
     return BuildError(f"pushing {image} to {registry} failed: {error}")
 
 
+# "<tag>: digest: sha256:<hex> size: <n>": dockerd also sends it as aux, podman (4.x) only so.
+_DIGEST_STATUS = re.compile(r"\bdigest: (sha256:[0-9a-f]{64})\b")
+
+
+def _pushed_digest(message: dict[str, Any]) -> str:
+    """The manifest digest a push progress message reports, or ``""``."""
+    aux = message.get("aux")
+    if isinstance(aux, dict) and aux.get("Digest"):
+        return str(aux["Digest"])
+    found = _DIGEST_STATUS.search(str(message.get("status", "")))
+    return found[1] if found else ""
+
+
 def push_image(image: str, *, console: Console) -> str:
     """Push ``image``; returns ``name@sha256:<digest>`` as the registry stored it."""
     repo, tag = docker.utils.parse_repository_tag(image)
@@ -267,9 +280,7 @@ def push_image(image: str, *, console: Console) -> str:
                 if msg.get("error") or msg.get("errorDetail"):
                     detail = msg.get("errorDetail") or {}
                     raise _push_error(str(msg.get("error") or detail.get("message")), image)
-                aux = msg.get("aux")
-                if isinstance(aux, dict) and aux.get("Digest"):
-                    digest = str(aux["Digest"])
+                digest = _pushed_digest(msg) or digest
     except docker.errors.APIError as exc:
         raise _push_error(str(exc.explanation or exc), image) from exc
     finally:

@@ -3,7 +3,9 @@
 Nothing here can be pulled from the internet, so the base image is a debootstrapped Debian
 (minbase + python3) built once and cached under ``/var/cache/leoflow-test`` keyed by a hash of
 the recipe, then imported into the test engine. dockerd runs with ``--iptables=false
---bridge=none`` and its own data root, so builds use the ``host`` network.
+--bridge=none`` and its own data root, so builds use the ``host`` network. podman's
+Docker-compatible service (``podman system service``, rootful, runc) runs the same way with its
+own storage, config files and mount namespace; see :func:`running_podman`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import fcntl
 import hashlib
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -172,6 +175,106 @@ def _unmount_under(workdir: Path) -> None:
         subprocess.run(["umount", "-l", point], capture_output=True, check=False)
 
 
+def _podman_confs(workdir: Path) -> dict[str, str]:
+    """Write podman's config files under ``workdir``; returns the environment naming them."""
+    # Rootful podman asks runc for nofile/nproc limits above what this sandbox lets even root
+    # raise ("error setting rlimit type 7: operation not permitted"): ask for what we have.
+    nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    nproc = resource.getrlimit(resource.RLIMIT_NPROC)[1]
+    pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())
+    nproc = pid_max if nproc == resource.RLIM_INFINITY else min(nproc, pid_max)
+    nofile = 1048576 if nofile == resource.RLIM_INFINITY else nofile
+    (workdir / "containers.conf").write_text(
+        "[containers]\n"
+        f'default_ulimits = ["nofile={nofile}:{nofile}", "nproc={nproc}:{nproc}"]\n'
+        'netns = "host"\n'
+        "[network]\n"
+        f'network_config_dir = "{workdir / "net"}"\n'
+        "[engine]\n"
+        'cgroup_manager = "cgroupfs"\n'
+        'events_logger = "file"\n'
+        f'events_logfile_path = "{workdir / "events.log"}"\n'
+        f'image_copy_tmp_dir = "{workdir / "tmp"}"\n'
+        'runtime = "runc"\n'
+        f'tmp_dir = "{workdir / "tmp"}"\n'
+        f'volume_path = "{workdir / "root" / "volumes"}"\n'
+    )
+    (workdir / "storage.conf").write_text(
+        f'[storage]\ndriver = "overlay"\ngraphroot = "{workdir / "root"}"\n'
+        f'runroot = "{workdir / "run"}"\n'
+    )
+    # The test registries speak plain HTTP on loopback: dockerd allows that for 127.0.0.0/8 by
+    # itself, podman only for registries.conf entries ("127.0.0.1" matches every port).
+    (workdir / "registries.conf").write_text(
+        '[[registry]]\nlocation = "127.0.0.1"\ninsecure = true\n'
+    )
+    (workdir / "tmp").mkdir()
+    (workdir / "var-tmp").mkdir()
+    return {
+        "CONTAINERS_CONF": str(workdir / "containers.conf"),
+        "CONTAINERS_STORAGE_CONF": str(workdir / "storage.conf"),
+        "CONTAINERS_REGISTRIES_CONF": str(workdir / "registries.conf"),
+        "TMPDIR": str(workdir / "tmp"),  # image copies, else /var/tmp
+    }
+
+
+# podman runs in a mount namespace of its own, so it leaves nothing behind outside its temp
+# dir: its overlay mounts vanish with it; /run (runc's state of build steps) is a fresh tmpfs;
+# /var/tmp (where build steps unpack, whatever TMPDIR says) is a folder of ours; /var/lib is
+# read-only, so the blob-info cache it would write to /var/lib/containers/cache (no setting
+# moves it) stays in memory.
+_PRIVATE_NS = (
+    "mount --bind /var/lib /var/lib && mount -o remount,bind,ro /var/lib && "
+    'mount --bind "$0" /var/tmp && mount -t tmpfs -o mode=755,size=64m tmpfs /run && exec "$@"'
+)
+
+
+@contextlib.contextmanager
+def running_podman() -> Iterator[Engine]:
+    """Start ``podman system service`` (rootful, runc, host network, storage in a temp dir);
+    stop and wipe it after."""
+    workdir = Path(tempfile.mkdtemp(prefix="lfp-", dir="/tmp"))
+    sock = workdir / "podman.sock"
+    log = workdir / "podman.log"
+    env = {**os.environ, **_podman_confs(workdir)}
+    namespace = ["unshare", "--mount", "--propagation", "private", "--"]
+    service = ["podman", "system", "service", "--time=0", f"unix://{sock}"]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [*namespace, "sh", "-ec", _PRIVATE_NS, str(workdir / "var-tmp"), *service],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    engine = Engine(host=f"unix://{sock}", workdir=workdir, proc=proc)
+    try:
+        _wait(
+            lambda: docker.DockerClient(base_url=engine.host, timeout=5).ping(),
+            proc,
+            "podman system service",
+            log,
+        )
+        yield engine
+    finally:
+        if proc.poll() is None:
+            _remove_containers(engine)
+        _stop(proc)
+        _unmount_under(workdir)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _remove_containers(engine: Engine) -> None:
+    """Remove what a failed test left running: its conmon would outlive the service."""
+    with contextlib.suppress(Exception):
+        client = engine.client()
+        try:
+            for container in client.containers.list(all=True):
+                container.remove(force=True)
+        finally:
+            client.close()
+
+
 @dataclass
 class Registry:
     """A running docker-registry of our own."""
@@ -224,12 +327,16 @@ def import_base_image(client: docker.DockerClient, tag: str) -> str:
     """Import the cached Debian rootfs into the engine as ``tag``; returns the image id."""
     tar = rootfs_tar()
     repo, _, version = tag.rpartition(":")
-    client.api.import_image_from_file(
+    out = client.api.import_image_from_file(
         str(tar),
         repository=repo,
         tag=version,
         changes=["ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
     )
+    # Both engines answer {"status": "<image id>"}; podman (4.3) ignores the tag and names the
+    # image <repo>:latest, so tag it ourselves.
+    image_id = json.loads(str(out).strip().splitlines()[-1])["status"]
+    client.images.get(image_id).tag(repo, version)
     return str(client.images.get(tag).id)
 
 

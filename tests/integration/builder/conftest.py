@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from builder_engine import Engine, Registry, import_base_image, running_dockerd, running_registry
+from builder_engine import (
+    Engine,
+    Registry,
+    import_base_image,
+    running_dockerd,
+    running_podman,
+    running_registry,
+)
 from builder_project import quiet_console
 
 from leoflow.builder.dockerfile import runtime_image
@@ -21,9 +28,8 @@ def engine() -> Iterator[Engine]:
         yield eng
 
 
-@pytest.fixture(scope="session")
-def runtime_base(engine: Engine) -> str:
-    """The Leoflow runtime image for Python 3.11, built FROM a debootstrapped Debian."""
+def _install_runtime_base(engine: Engine) -> str:
+    """Import the debootstrapped Debian into ``engine`` and build the 3.11 runtime image FROM it."""
     client = engine.client()
     try:
         import_base_image(client, DEBIAN_TAG)
@@ -33,6 +39,26 @@ def runtime_base(engine: Engine) -> str:
         mp.setenv("DOCKER_HOST", engine.host)
         build_runtime_image("3.11", console=quiet_console(), base_image=DEBIAN_TAG)
     return runtime_image("3.11")
+
+
+@pytest.fixture(scope="session")
+def runtime_base(engine: Engine) -> str:
+    """The Leoflow runtime image for Python 3.11, built FROM a debootstrapped Debian."""
+    return _install_runtime_base(engine)
+
+
+@pytest.fixture(scope="session")
+def podman_engine() -> Iterator[Engine]:
+    """podman's Docker-compatible service of our own (rootful, runc, private storage), stopped
+    and wiped at session end."""
+    with running_podman() as eng:
+        yield eng
+
+
+@pytest.fixture(scope="session")
+def podman_runtime_base(podman_engine: Engine) -> str:
+    """The same runtime image as :func:`runtime_base`, built inside podman."""
+    return _install_runtime_base(podman_engine)
 
 
 @pytest.fixture
