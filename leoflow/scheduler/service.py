@@ -198,6 +198,7 @@ class Scheduler:
         self.db: Any = store  # the leader's serialised connection while it leads
         self._reap_on_next_tick = False
         self.is_leader = False
+        self.executor_started = False
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -211,17 +212,26 @@ class Scheduler:
         self._wake.set()
 
     async def run_forever(self) -> None:
-        """Campaign for leadership, then tick on every wake-up and when something is due."""
-        await self.executor.start(self.on_event)
+        """Campaign for leadership, then tick on every wake-up and when something is due.
+
+        The executor starts when this scheduler first leads: a follower watches no pods and
+        starts no workers. It is not stopped on losing the lead (a database blip must not kill
+        running tries); the guarded transitions make a late report from it harmless.
+        """
+        self.executor_started = False
         try:
             while not self._stop.is_set():
                 async with self._leadership() as leading:
                     if not leading:
                         await self._wait(self._campaign_seconds)
                         continue
+                    if not self.executor_started:
+                        await self.executor.start(self.on_event)
+                        self.executor_started = True
                     await self._lead()
         finally:
-            await self.executor.stop()
+            if self.executor_started:
+                await self.executor.stop()
 
     async def _lead(self) -> None:
         self._reap_on_next_tick = True

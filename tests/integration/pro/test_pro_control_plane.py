@@ -140,6 +140,8 @@ async def test_two_replicas_elect_one_leader(tmp_path: Path, pg_dsn: str, clean_
             assert asyncio.get_running_loop().time() < deadline, "no single leader"
             await asyncio.sleep(0.05)
         assert sum(s.is_leader for s in schedulers) == 1
+        # Only the leader runs an executor (a follower must not watch pods or start workers).
+        assert [s.executor_started for s in schedulers] == [s.is_leader for s in schedulers]
     finally:
         for plane in planes:
             plane.stop()
