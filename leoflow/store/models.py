@@ -162,7 +162,11 @@ TI_TRANSITIONS: Mapping[TIState | None, frozenset[TIState | None]] = {
         }
     ),
     _S.RESTARTING: frozenset({None, _S.SCHEDULED, _S.FAILED, _S.UP_FOR_RETRY}),
-    _S.UP_FOR_RETRY: frozenset({None, _S.SCHEDULED, _S.FAILED, _S.REMOVED}),
+    # A ready retry re-checks its trigger rule: an upstream cleared meanwhile may skip it or
+    # fail it upstream (the decision core emits SkipTask / UpstreamFailTask from up_for_retry).
+    _S.UP_FOR_RETRY: frozenset(
+        {None, _S.SCHEDULED, _S.FAILED, _S.REMOVED, _S.SKIPPED, _S.UPSTREAM_FAILED}
+    ),
     _S.UP_FOR_RESCHEDULE: frozenset({None, _S.SCHEDULED, _S.FAILED, _S.REMOVED}),
     _S.DEFERRED: frozenset({None, _S.SCHEDULED, _S.FAILED, _S.UP_FOR_RETRY, _S.SUCCESS}),
     _S.SUCCESS: frozenset({None}),

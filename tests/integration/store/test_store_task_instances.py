@@ -261,3 +261,16 @@ async def test_requeue_after_executor_refusal_is_not_a_new_try(store: Store) -> 
     assert await store.transition_ti(a.id, "scheduled", expected=["queued"])
     await _drive(store, a, "queued", "running")
     assert (await store.get_ti_by_id(a.id)).try_number == 1
+
+
+@pytest.mark.parametrize("verdict", ["skipped", "upstream_failed"])
+async def test_a_waiting_retry_can_be_settled_by_its_trigger_rule(
+    store: Store, verdict: str
+) -> None:
+    # The decision core re-checks a ready retry's trigger rule (an upstream may have been
+    # cleared meanwhile) and may skip it or fail it upstream from up_for_retry.
+    _, tis = await _run(store, retries=1)
+    a = tis["a"]
+    await _drive(store, a, "scheduled", "queued", "running", "up_for_retry")
+    assert await store.transition_ti(a.id, verdict, expected=[TIState.UP_FOR_RETRY])
+    assert (await store.get_ti_by_id(a.id)).state == verdict
