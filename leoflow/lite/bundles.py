@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import stat
+import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,8 +122,17 @@ def snapshot(project: Path, dest: Path) -> None:
             shutil.copy2(source, out / name)
 
 
+_INSTALL_LOCK = threading.Lock()
+"""Serializes installs: concurrent dispatches of one version must not undo each other's bundle."""
+
+
 def _install(staging: Path, target: Path) -> None:
     """Seal ``staging`` and rename it to ``target``; an existing complete bundle wins."""
+    with _INSTALL_LOCK:
+        _install_locked(staging, target)
+
+
+def _install_locked(staging: Path, target: Path) -> None:
     if (target / MARKER).is_file():
         return
     (staging / MARKER).write_text(json.dumps({"path": target.name}), encoding="utf-8")

@@ -40,7 +40,7 @@ from typing import Any
 from uuid import UUID
 
 from leoflow.errors import Conflict, LeoflowError
-from leoflow.executors.base import Executor, TaskEvent, TaskKey
+from leoflow.executors.base import Executor, TaskEvent, TaskJob, TaskKey
 from leoflow.scheduler.dbconn import SerialConnectionStore
 from leoflow.scheduler.decide import decide
 from leoflow.scheduler.events import append_log_line, record_task_event
@@ -574,12 +574,31 @@ class Scheduler:
     async def _dispatch(self, items: list[Dispatch]) -> int:
         if not items:
             return 0
-        jobs = await asyncio.gather(*(self._jobs.build(item) for item in items))
-        for item, job in zip(items, jobs, strict=True):
+        built = await asyncio.gather(
+            *(self._jobs.build(item) for item in items), return_exceptions=True
+        )
+        jobs: list[TaskJob] = []
+        for item, job in zip(items, built, strict=True):
+            if isinstance(job, BaseException):
+                # One try whose worker cannot be prepared (a venv, a bundle) fails alone,
+                # with the reason, instead of stranding every try of this tick in "queued".
+                await self._fail_undispatchable(item, job)
+                continue
             self._inflight[job.key] = (item.tenant, item.ti.id, item.task)
+            jobs.append(job)
         # A fan-out starts its tries together rather than one after the other.
         await asyncio.gather(*(self.executor.submit(job) for job in jobs))
         return len(jobs)
+
+    async def _fail_undispatchable(self, item: Dispatch, exc: BaseException) -> None:
+        ti = item.ti
+        key = TaskKey(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number)
+        log.warning("could not prepare a worker for %s: %s", key, exc)
+        self._inflight[key] = (item.tenant, ti.id, item.task)
+        error = f"could not prepare the worker: {exc}"
+        now = self._clock()
+        append_log_line(self._logs_dir, item.tenant, key, error, at=now)
+        await self.on_event(TaskEvent(key, "failed", now, error=error))
 
     # -- worker events -------------------------------------------------------------------
 

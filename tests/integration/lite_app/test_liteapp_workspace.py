@@ -106,6 +106,20 @@ def test_liteapp_pushed_spec_gets_a_bundle_from_its_source(tmp_path: Path) -> No
     assert (bundle / MARKER).is_file()
 
 
+def test_liteapp_concurrent_dispatches_share_one_bundle(tmp_path: Path) -> None:
+    """A fan-out builds the jobs of one version at once: every caller gets the same bundle."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    assert EXAMPLES is not None
+    spec = Bundles(tmp_path / "compiled").compile(EXAMPLES / "hello").spec
+    bundles = Bundles(tmp_path / "bundles")
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        paths = list(pool.map(lambda _: bundles.ensure_for_spec(spec), range(64)))
+    assert set(paths) == {bundles.path_of(spec)}
+    assert (paths[0] / MARKER).is_file()
+    assert (paths[0] / spec.source_file).read_text() == spec.source
+
+
 def test_liteapp_secrets_are_generated_once_and_private(tmp_path: Path) -> None:
     first = ensure_secrets(tmp_path)
     second = ensure_secrets(tmp_path)

@@ -113,3 +113,32 @@ async def test_only_one_scheduler_leads(store, redis_store, projects, scheduler,
     finally:
         second.stop()
         await asyncio.wait_for(task, 10)
+
+
+async def test_a_worker_that_cannot_be_prepared_fails_alone(
+    store, redis_store, projects, tmp_path
+) -> None:
+    """A resolver error (no venv, no bundle) fails that try with the reason; others run."""
+    from leoflow.executors.process import ProcessExecutor
+    from leoflow.scheduler.service import Scheduler
+
+    await projects.register("mapreduce", MAP_REDUCE)
+
+    async def resolve(tenant, spec):  # type: ignore[no-untyped-def]
+        raise RuntimeError("no interpreter for python 3.99")
+
+    logs = tmp_path / "logs-broken"
+    sched = Scheduler(store, redis_store, ProcessExecutor(logs_dir=logs), resolve, logs_dir=logs)
+    task = asyncio.create_task(sched.run_forever())
+    try:
+        await store.create_run("default", "mapreduce", run_id="r1")
+        sched.wake()
+        run = await _wait_for_run(store, "mapreduce", "r1")
+    finally:
+        sched.stop()
+        await asyncio.wait_for(task, 30)
+    assert run.state is DagRunState.FAILED
+    trial = await store.get_ti("default", "mapreduce", "r1", "trial")
+    assert trial.state is TIState.FAILED
+    lines = list(logs.rglob("attempt=1.log"))
+    assert any("no interpreter for python 3.99" in p.read_text() for p in lines)
