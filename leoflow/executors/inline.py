@@ -27,7 +27,7 @@ from urllib.parse import urljoin
 import httpx
 
 from leoflow.executors.base import EventCallback, Executor, TaskEvent, TaskJob, TaskKey
-from leoflow.server.logs import log_path
+from leoflow.logs import log_path
 from leoflow.spec import TaskType
 
 
@@ -145,7 +145,9 @@ class InlineHttpExecutor(Executor):
         assert self._on_event is not None
         try:
             async with self._slots:
-                await self._on_event(TaskEvent(job.key, "running", _now(), hostname="inline"))
+                await self._on_event(
+                    TaskEvent(job.key, "running", _now(), hostname="inline", executor=self.name)
+                )
                 event = await self._call(job)
         except asyncio.CancelledError:
             reason = self._cancel_reasons.pop(job.key, "cancelled")

@@ -40,7 +40,7 @@ from leoflow.executors.warm import (
     kill_worker,
     restore_priority,
 )
-from leoflow.server.logs import log_path
+from leoflow.logs import log_path
 
 log = logging.getLogger("leoflow.executors.process")
 

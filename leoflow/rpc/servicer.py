@@ -29,12 +29,12 @@ import grpc
 
 from leoflow.errors import Forbidden, LeoflowError, NotFound, Unauthorized, Unavailable
 from leoflow.executors.base import TaskEvent, TaskKey
+from leoflow.logs import log_path
 from leoflow.rpc import agent_pb2 as pb
 from leoflow.rpc import agent_pb2_grpc as pb_grpc
 from leoflow.rpc.tokens import AgentClaims, AgentTokenIssuer, bearer_token
 from leoflow.scheduler.events import check_output_schema, record_task_event
 from leoflow.scheduler.notify import notify_scheduler
-from leoflow.server.logs import log_path
 from leoflow.spec import XCOM_MAX_BYTES, DagSpec, TaskSpec
 from leoflow.store.api import DagRun, TaskInstance, TIState
 from leoflow.store.redis_store import RedisStore

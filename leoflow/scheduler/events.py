@@ -15,9 +15,9 @@ import jsonschema
 
 from leoflow.errors import LeoflowError
 from leoflow.executors.base import TaskEvent, TaskKey
+from leoflow.logs import log_path
 from leoflow.scheduler.retries import failure_outcome_for
 from leoflow.scheduler.states import TaskInstanceState as STI
-from leoflow.server.logs import log_path
 from leoflow.spec import TaskSpec
 from leoflow.store.api import TIState
 from leoflow.store.redis_store import RedisStore
@@ -46,7 +46,7 @@ async def record_task_event(
             now=now,
             hostname=event.hostname,
             pid=event.pid,
-            executor=executor_name,
+            executor=event.executor or executor_name,
         )
     state = event.state
     if state == "success":

@@ -10,7 +10,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from leoflow.server import logs, query
+from leoflow import logs
+from leoflow.server import query
 from leoflow.server.api._common import ok, redis_of, store_of, tenant_of
 from leoflow.server.auth import Permission
 from leoflow.server.errors import BadRequest

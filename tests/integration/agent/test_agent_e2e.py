@@ -96,7 +96,7 @@ async def test_dag_runs_end_to_end_through_agents(
     assert tries[1].state is TIState.SUCCESS
 
     # Logs came through StreamLogs into the per-try log files.
-    from leoflow.server.logs import log_path
+    from leoflow.logs import log_path
 
     def lines(task_id: str, try_number: int = 1) -> list[dict]:
         path = log_path(

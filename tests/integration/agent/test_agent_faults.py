@@ -13,12 +13,12 @@ from pathlib import Path
 
 from leoflow.executors.agent import AgentExecutor
 from leoflow.executors.base import TaskKey
+from leoflow.logs import log_path
 from leoflow.rpc.server import bind_agent_server
 from leoflow.rpc.servicer import AgentServiceConfig
 from leoflow.rpc.tokens import AgentTokenIssuer
 from leoflow.scheduler.model import DecideConfig
 from leoflow.scheduler.service import Scheduler
-from leoflow.server.logs import log_path
 from leoflow.store.api import DagRunState, TIState
 
 SLOW = """

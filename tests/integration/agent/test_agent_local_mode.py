@@ -7,9 +7,9 @@ import json
 import os
 import re
 
+from leoflow.logs import log_path
 from leoflow.rpc.server import start_local_agent_mode
 from leoflow.scheduler.service import Scheduler
-from leoflow.server.logs import log_path
 from leoflow.store.api import TIState
 
 SLEEPER = """

@@ -11,10 +11,10 @@ import jwt
 import pytest
 
 from leoflow.executors.base import TaskKey
+from leoflow.logs import log_path
 from leoflow.rpc import agent_pb2 as pb
 from leoflow.rpc.tokens import AgentTokenIssuer
 from leoflow.server.auth import Principal, TokenIssuer
-from leoflow.server.logs import log_path
 from leoflow.store.api import Connection, Role, TIState, Variable
 
 GRAPH = """

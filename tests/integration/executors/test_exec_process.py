@@ -13,7 +13,7 @@ import pytest
 
 from leoflow.executors.base import TaskEvent, TaskJob, TaskKey
 from leoflow.executors.process import ProcessExecutor
-from leoflow.server.logs import log_path
+from leoflow.logs import log_path
 from leoflow.spec import TaskSpec
 
 DAG_PY = """

@@ -31,7 +31,7 @@ from airflow_client.client.models.task_instance_response import TaskInstanceResp
 from airflow_client.client.models.trigger_dag_run_post_body import TriggerDAGRunPostBody
 from airflow_client.client.models.variable_body import VariableBody
 
-from leoflow.server.logs import log_path
+from leoflow.logs import log_path
 from leoflow.spec import dumps
 from leoflow.store import RedisStore, Store
 from leoflow.store.api import TIState

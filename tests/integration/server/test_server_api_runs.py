@@ -16,7 +16,7 @@ from airflow_client.client.models.task_instance_history_collection_response impo
 from airflow_client.client.models.task_instance_response import TaskInstanceResponse
 from airflow_client.client.models.x_com_collection_response import XComCollectionResponse
 
-from leoflow.server.logs import log_path
+from leoflow.logs import log_path
 from leoflow.store.api import TIState
 from tests.integration.server.conftest import Api, make_spec
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from leoflow.server.logs import log_path, parse_line, read_events
+from leoflow.logs import log_path, parse_line, read_events
 
 
 def test_ids_cannot_escape_the_logs_dir(tmp_path: Path) -> None:

@@ -10,8 +10,9 @@ line: ``{"timestamp": ISO-8601, "level": "info", "event": "message", "logger": "
 Lines that are not JSON are served as plain ``event`` text so a half-written last line or a
 stray print never breaks the log view.
 
-This module depends on nothing but the standard library so that executors and the runtime may
-import it as well.
+It is a contract shared by every writer (executors, the agent service, the scheduler) and the
+API that reads logs back, so it lives at the top of the package and depends on nothing but the
+standard library.
 """
 
 from __future__ import annotations
