@@ -65,6 +65,7 @@ class TaskEvent:
     retryable: bool = True
     pid: int | None = None
     hostname: str | None = None
+    executor: str | None = None  # the backend that ran it, when a router hides it
 
 
 EventCallback = Callable[[TaskEvent], Awaitable[None]]
